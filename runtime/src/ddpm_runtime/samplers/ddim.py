@@ -1,0 +1,68 @@
+"""DDIM sampling (Song, Meng and Ermon 2020, "Denoising Diffusion Implicit Models")."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..schedule import NoiseSchedule
+
+EpsModel = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Callback = Callable[[int, int, np.ndarray], None]
+
+
+def ddim_step(
+    x_t: np.ndarray,
+    eps: np.ndarray,
+    alpha_bar_t: float,
+    alpha_bar_prev: float,
+    eta: float = 0.0,
+    noise: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One DDIM update from x_t to x_prev. Returns (x_prev, x0_pred), both float64."""
+    x_t = np.asarray(x_t, dtype=np.float64)
+    eps = np.asarray(eps, dtype=np.float64)
+    # 1. predicted x_0, Song et al. eq. (12), first term: (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
+    x0_pred = (x_t - np.sqrt(1.0 - alpha_bar_t) * eps) / np.sqrt(alpha_bar_t)
+    # 2. sigma_t(eta), eq. (16): eta * sqrt((1 - ab_prev) / (1 - ab_t)) * sqrt(1 - ab_t / ab_prev)
+    sigma = eta * np.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t)) * np.sqrt(1.0 - alpha_bar_t / alpha_bar_prev)
+    # 3. direction pointing to x_t, eq. (12), second term
+    direction = np.sqrt(max(1.0 - alpha_bar_prev - sigma**2, 0.0)) * eps
+    x_prev = np.sqrt(alpha_bar_prev) * x0_pred + direction
+    # 4. random noise, eq. (12), third term (absent when eta = 0: the deterministic DDIM)
+    if sigma > 0:
+        if noise is None:
+            raise ValueError("ddim_step with eta > 0 needs noise")
+        x_prev = x_prev + sigma * np.asarray(noise, dtype=np.float64)
+    return x_prev, x0_pred
+
+
+def sample_ddim(
+    eps_model: EpsModel,
+    x_T: np.ndarray,
+    schedule: NoiseSchedule,
+    timesteps: np.ndarray,
+    eta: float = 0.0,
+    rng: np.random.Generator | None = None,
+    callback: Callback | None = None,
+) -> np.ndarray:
+    """Run DDIM over descending ``timesteps`` (see ``timesteps.spaced_timesteps``); returns x_0 (float64).
+
+    After the last listed timestep the sampler jumps to alpha_bar = 1, i.e. to the clean image.
+    """
+    if eta > 0 and rng is None:
+        raise ValueError("sample_ddim with eta > 0 needs rng")
+    timesteps = np.asarray(timesteps, dtype=np.int64)
+    x = np.asarray(x_T, dtype=np.float64)
+    batch = x.shape[0]
+    for i, t in enumerate(timesteps):
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        alpha_bar_t = float(schedule.alpha_bars[t])
+        alpha_bar_prev = float(schedule.alpha_bars[t_prev]) if t_prev >= 0 else 1.0
+        eps = eps_model(x.astype(np.float32), np.full((batch,), t, dtype=np.float32))
+        noise = rng.standard_normal(x.shape) if eta > 0 else None
+        x, _ = ddim_step(x, eps, alpha_bar_t, alpha_bar_prev, eta, noise)
+        if callback is not None:
+            callback(i, int(t), x)
+    return x

@@ -1,0 +1,64 @@
+"""Checkpoints: plain dicts of tensors and builtins, written atomically, read with weights_only=True.
+
+Never a pickled module (the seed's ``torch.save(model)``): a checkpoint from anyone can be opened
+without running their code, and loads into the model class of any later version of this package.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from ddpm_runtime.files import atomic_output
+from ddpm_runtime.schedule import ScheduleConfig
+
+from .config import UNetConfig
+from .errors import TrainingError
+
+FORMAT = "ddpm-onnx-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("model_config", "schedule", "model", "ema", "step")
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
+    """Write ``checkpoint`` to ``path``: temporary file in the same folder, fsync, os.replace."""
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **checkpoint}
+    buffer = io.BytesIO()  # serialise fully first: a failure here leaves no file at all
+    torch.save(payload, buffer)
+    with atomic_output(path) as handle:
+        handle.write(buffer.getbuffer())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise TrainingError(f"{path}: not a readable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise TrainingError(f"{path}: not a ddpm-onnx checkpoint (no '{FORMAT}' format tag)")
+    version = checkpoint.get("format_version")
+    if version != FORMAT_VERSION:
+        raise TrainingError(
+            f"{path}: checkpoint format version {version!r} is not supported (this version reads {FORMAT_VERSION})"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
+    if missing:
+        raise TrainingError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return checkpoint
+
+
+def checkpoint_configs(path: str | Path, checkpoint: dict) -> tuple[UNetConfig, ScheduleConfig]:
+    """The model and schedule configs a checkpoint was trained with, validated."""
+    try:
+        return UNetConfig.from_dict(checkpoint["model_config"]), ScheduleConfig.from_dict(checkpoint["schedule"])
+    except TrainingError as exc:
+        raise TrainingError(f"{path}: {exc}") from None
+    except Exception as exc:  # a UserError from the runtime's schedule validation
+        raise TrainingError(f"{path}: bad schedule in checkpoint ({exc})") from None

@@ -1,0 +1,182 @@
+"""The ``ddpm`` command. It parses options, calls the library, and turns UserError into exit code 2.
+
+Other distributions of the project add subcommands (``export-onnx`` ...) through the
+``ddpm.commands`` entry-point group, so ``ddpm`` stays one command whichever parts are installed.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+from ddpm_runtime.errors import UserError
+
+from .config import PRESETS
+from .train_config import TrainConfig
+
+_DEFAULTS = TrainConfig()
+
+# (option, TrainConfig field, type, help). Defined once: the help text shows TrainConfig's default.
+TRAIN_OPTIONS = [
+    ("--epochs", "epochs", float, "Passes over the data (5, the seed's, when no stop option is given)."),
+    ("--max-steps", "max_steps", int, "Stop after this many optimiser steps in total."),
+    ("--max-minutes", "max_minutes", float, "Stop after this many minutes of this invocation."),
+    ("--batch-size", "batch_size", int, "Global batch size, split over torchrun processes."),
+    ("--lr", "lr", float, "Adam learning rate."),
+    ("--warmup-steps", "warmup_steps", int, "Linear learning-rate warm-up steps (0: none)."),
+    ("--ema-decay", "ema_decay", float, "Decay of the weights' EMA used for samples and export."),
+    ("--grad-clip", "grad_clip", float, "Clip the global gradient norm to this (0: off)."),
+    ("--seed", "seed", int, "Seed for weights, data order, timesteps and noise."),
+    ("--checkpoint-every", "checkpoint_every", int, "Steps between checkpoints, loss CSV/plot and sample grids."),
+    ("--log-every", "log_every", int, "Steps between loss readings."),
+    ("--num-preview", "num_preview", int, "Images in each sample grid."),
+    ("--preview-steps", "preview_steps", int, "DDIM steps for the sample grids."),
+]
+SCHEDULE_OPTIONS = [
+    ("--timesteps", "num_timesteps", int, "Diffusion steps T.", 1000),
+    ("--beta-start", "beta_start", float, "First beta of the linear schedule.", 1e-4),
+    ("--beta-end", "beta_end", float, "Last beta of the linear schedule.", 0.02),
+]
+
+
+def _load_plugins(group: click.Group) -> None:
+    for entry in entry_points(group="ddpm.commands"):
+        try:
+            group.add_command(entry.load(), entry.name)
+        except Exception as exc:  # a broken plugin must not take `ddpm train` down with it
+            click.echo(f"warning: cannot load ddpm subcommand {entry.name!r}: {exc}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="ddpm-training")
+def cli() -> None:
+    """Train the seed's DDPM U-Net (and, with ddpm-export installed, export it)."""
+
+
+def train_options(func):
+    for flag, name, kind, text in reversed(TRAIN_OPTIONS):
+        default = getattr(_DEFAULTS, name)
+        suffix = f"  [default: {default}]" if default is not None else ""
+        func = click.option(flag, name, type=kind, default=None, help=text + suffix, show_default=False)(func)
+    for flag, name, kind, text, default in reversed(SCHEDULE_OPTIONS):
+        func = click.option(flag, name, type=kind, default=None, show_default=False,
+                            help=f"{text}  [default: {default}]")(func)
+    return func
+
+
+@cli.command("train")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+              help="Model configuration: seed (full), seed-small (what the seed trains), tiny (tests).  "
+                   "[default: seed-small, or the resumed checkpoint's]")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run folder for checkpoint, loss CSV/PNG and sample grids.  [default: runs/ddpm, "
+                   "or the resumed checkpoint's folder]")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue the run saved in this checkpoint, exactly where it stopped.")
+@click.option("--limit", type=int, default=None, help="Use only the first N images (the seed's num_datapoints).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              help="auto picks CUDA when PyTorch sees a GPU.")
+@click.option("--schedule", "kind", type=click.Choice(["linear", "cosine"]), default=None,
+              help="Noise schedule.  [default: linear]")
+@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast for the forward pass.  [default: off]")
+@train_options
+@click.pass_context
+def train_command(ctx: click.Context, data, preset, out, resume, limit, device, kind, bf16, **values) -> None:
+    """Train on DATA: an MNIST-layout folder or IDX file (raw or .gz), a Kaggle CSV, .npy/.npz, or a folder of images.
+
+    Runs under `torchrun --nproc_per_node K` unchanged (DistributedDataParallel; gloo on CPU, nccl on CUDA).
+    """
+    from .run import Callbacks, TrainRequest, run_training
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+    schedule_fields = {name for _, name, *_ in SCHEDULE_OPTIONS}
+    train_options = {k: v for k, v in values.items() if given(k) and k not in schedule_fields}
+    schedule_options = {k: v for k, v in values.items() if given(k) and k in schedule_fields}
+    if kind is not None:
+        schedule_options["kind"] = kind
+    if bf16 is not None:
+        train_options["bf16"] = bf16
+
+    request = TrainRequest(data, out, preset, train_options, schedule_options, resume, device, limit)
+    progress = _Progress()
+    summary = run_training(
+        request,
+        Callbacks(on_start=progress.start, on_log=progress.log, on_step=progress.step, should_stop=progress.stopping),
+    )
+    progress.close()
+    if summary.dist.is_main:
+        click.echo(f"stopped at step {summary.step} ({summary.stop_reason}); run folder: {summary.folder}")
+        click.echo(f"checkpoint: {summary.folder / 'checkpoint.pt'}")
+        if summary.last_samples:
+            click.echo(f"samples: {summary.last_samples}")
+
+
+class _Progress:
+    """tqdm bar over optimiser steps (main process only), and a Ctrl-C that stops after the current step."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.interrupted = False
+
+    def start(self, trainer) -> None:
+        if trainer.dist.is_main:
+            from tqdm import tqdm
+
+            total = trainer.target_steps()
+            click.echo(
+                f"training {sum(p.numel() for p in trainer.model.parameters()):,} parameters on "
+                f"{trainer.data_info['num_images']:,} images ({trainer.device}, {trainer.dist.world_size} process(es))",
+                err=True,
+            )
+            self.bar = tqdm(total=total if total < 2**62 else None, initial=trainer.step, unit="step",
+                            dynamic_ncols=True, file=sys.stderr)
+        signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        click.echo("\ninterrupt: stopping after this step and saving a checkpoint (Ctrl-C again to abort)", err=True)
+
+    def stopping(self) -> bool:
+        return self.interrupted
+
+    def step(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
+    def log(self, record) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{record.loss:.4f}", img_s=f"{record.images_per_sec:.0f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    _load_plugins(cli)
+    try:
+        cli.main(args=argv, prog_name="ddpm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""NumPy files: ``.npy`` (one image array) and ``.npz`` (keras' ``mnist.npz``, ``samples.npz`` ...).
+
+Accepted layouts: (N, H, W), (N, H, W, C) or (N, C, H, W) with C in {1, 3}. Accepted values:
+integers 0..255, or floats in [0, 1]. Anything else is an error, never silently rescaled.
+Files are loaded with ``allow_pickle=False``: an object array in a user's file is refused.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TrainingError
+
+# Keys tried in order for the images and labels of an .npz archive.
+_IMAGE_KEYS = ("x_train", "images", "arr_0", "x")
+_LABEL_KEYS = ("y_train", "labels", "arr_1", "y")
+
+
+def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise TrainingError(f"{path}: cannot read NumPy file ({' '.join(str(exc).split())})") from None
+    labels = None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.keys())
+            image_key = next((k for k in _IMAGE_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
+            if image_key is None:
+                raise TrainingError(f"{path}: no image array found (looked for {', '.join(_IMAGE_KEYS)}; has {keys})")
+            try:
+                images = loaded[image_key]
+                label_key = next((k for k in _LABEL_KEYS if k in keys), None)
+                labels = loaded[label_key] if label_key else None
+            except ValueError as exc:
+                raise TrainingError(f"{path}: cannot read array ({exc})") from None
+    else:
+        images = loaded
+    images = _to_uint8_nhwc(path, images)
+    if labels is not None:
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0] or not np.issubdtype(labels.dtype, np.integer):
+            labels = None  # not class labels in the sense we use; training never needs them
+        else:
+            labels = labels.astype(np.int64)
+    return images, labels
+
+
+def _to_uint8_nhwc(path: Path, images: np.ndarray) -> np.ndarray:
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise TrainingError(f"{path}: expected images of shape (N, H, W[, C]), found {images.shape}")
+    if images.shape[-1] not in (1, 3):
+        if images.shape[1] in (1, 3):
+            images = images.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
+        else:
+            raise TrainingError(f"{path}: cannot tell the channel axis of shape {images.shape} (need 1 or 3 channels)")
+    if images.shape[0] == 0:
+        raise TrainingError(f"{path}: the array holds no images")
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images)
+    if np.issubdtype(images.dtype, np.integer) or images.dtype == np.bool_:
+        if images.min() < 0 or images.max() > 255:
+            raise TrainingError(f"{path}: integer pixel values must lie in 0..255")
+        return np.ascontiguousarray(images.astype(np.uint8))
+    if np.issubdtype(images.dtype, np.floating):
+        if not np.isfinite(images).all():
+            raise TrainingError(f"{path}: array contains NaN or infinite values")
+        if images.min() < 0 or images.max() > 1:
+            raise TrainingError(f"{path}: float pixel values must lie in [0, 1] (store 0..255 as uint8)")
+        return np.ascontiguousarray(np.rint(images * 255.0).astype(np.uint8))
+    raise TrainingError(f"{path}: unsupported array dtype {images.dtype}")

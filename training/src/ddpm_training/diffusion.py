@@ -1,0 +1,31 @@
+"""The DDPM forward process and training objective in torch, on the runtime's float64 schedule."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from ddpm_runtime.schedule import NoiseSchedule
+
+
+class ForwardProcess:
+    """q(x_t | x_0) = N(sqrt(ab_t) x_0, (1 - ab_t) I) (Ho et al. 2020, eq. 4), one t per batch row."""
+
+    def __init__(self, schedule: NoiseSchedule, device: torch.device | str = "cpu"):
+        self.schedule = schedule
+        # Square roots taken in float64, cast to float32 only here, where they are used.
+        self.sqrt_alpha_bars = torch.tensor(schedule.alpha_bars**0.5, dtype=torch.float32, device=device)
+        self.sqrt_one_minus_alpha_bars = torch.tensor(
+            (1.0 - schedule.alpha_bars) ** 0.5, dtype=torch.float32, device=device
+        )
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps for (B, C, H, W) x_0 and integer (B,) t."""
+        scale_x0 = self.sqrt_alpha_bars[t][:, None, None, None]  # (B, 1, 1, 1)
+        scale_eps = self.sqrt_one_minus_alpha_bars[t][:, None, None, None]
+        return scale_x0 * x0 + scale_eps * noise
+
+
+def noise_prediction_loss(model, forward: ForwardProcess, x0, noise, t) -> torch.Tensor:
+    """L_simple (Ho et al. 2020, eq. 14): MSE between the true and the predicted noise, in float32."""
+    prediction = model(forward.add_noise(x0, noise, t), t)
+    return F.mse_loss(prediction.float(), noise)

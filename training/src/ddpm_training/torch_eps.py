@@ -1,0 +1,20 @@
+"""Wrap a torch eps-model as the NumPy callable the runtime's samplers take."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def numpy_eps_model(model: nn.Module, device: torch.device | str = "cpu"):
+    """``f(x, t)`` on float32 NumPy arrays (B, C, H, W) and (B,) -> predicted noise as float32 NumPy."""
+    device = torch.device(device)
+
+    @torch.no_grad()
+    def eps_model(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+        t_t = torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32)).to(device)
+        return model(x_t, t_t).float().cpu().numpy()
+
+    return eps_model

@@ -1,0 +1,67 @@
+"""Training settings: what a run does (the maths) and when it stops and writes files."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import TrainingError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- the maths: a resumed run must keep these, or it would not continue the same run
+    batch_size: int = 128  # global batch, split evenly over torchrun processes (seed: 128)
+    lr: float = 1e-4  # Adam learning rate (seed: 1e-4)
+    warmup_steps: int = 0  # linear learning-rate warm-up from lr/warmup_steps to lr; 0 = none (seed)
+    ema_decay: float = 0.999  # EMA of the weights for sampling/export; 0.999 suits short CPU runs
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping (the seed does not clip)
+    bf16: bool = False  # bfloat16 autocast for the forward pass; the loss stays float32
+    seed: int = 0  # data order, timesteps, noise and initial weights all follow from it
+    # --- when to stop (the first one reached) and what to write; free to change on resume
+    epochs: float | None = None  # passes over the data; with no stop given at all, 5 epochs (the seed)
+    max_steps: int | None = None  # total optimiser steps, counted from the start of the run
+    max_minutes: float | None = None  # wall-clock budget of this invocation
+    checkpoint_every: int = 500  # steps between checkpoints, loss CSV/plot and sample grids
+    log_every: int = 25  # steps between loss readings (averaged over those steps)
+    num_preview: int = 16  # images in each sample grid
+    preview_steps: int = 20  # DDIM steps (eta = 0) for the sample grids
+
+    MATH_FIELDS = ("batch_size", "lr", "warmup_steps", "ema_decay", "grad_clip", "bf16", "seed")
+
+    def __post_init__(self) -> None:
+        def positive(name: str, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if value is None or value <= 0:
+                raise TrainingError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+        for name in ("batch_size", "lr", "checkpoint_every", "log_every", "num_preview", "preview_steps"):
+            positive(name)
+        for name in ("epochs", "max_steps", "max_minutes"):
+            positive(name, allow_none=True)
+        if self.warmup_steps < 0 or self.grad_clip < 0:
+            raise TrainingError("--warmup-steps and --grad-clip must not be negative")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise TrainingError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+
+    @property
+    def stop_epochs(self) -> float | None:
+        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
+            return 5.0
+        return self.epochs
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def math_differences(self, other: TrainConfig) -> list[str]:
+        return [
+            f"{name} {getattr(other, name)!r} -> {getattr(self, name)!r}"
+            for name in self.MATH_FIELDS
+            if getattr(self, name) != getattr(other, name)
+        ]

@@ -1,0 +1,264 @@
+"""The training loop: Adam on L_simple, EMA, clipping, optional bf16, exact resume, DDP.
+
+No files are written here: the loop reports through callbacks (see ``outputs.py`` for the files).
+
+Determinism: the data order of epoch e is a permutation drawn from (seed, e); timesteps and noise
+come from one torch generator whose state is checkpointed. Every process draws the *global* batch's
+timesteps and noise and keeps its own slice, so K processes with batch B train on the same numbers
+as one process with batch B (up to the order of float additions in the gradient all-reduce).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
+from torch.nn.parallel import DistributedDataParallel
+
+from .config import UNetConfig
+from .data import ImageData
+from .diffusion import ForwardProcess, noise_prediction_loss
+from .distributed import DistInfo, all_mean
+from .ema import EMA
+from .errors import TrainingError
+from .train_config import TrainConfig
+from .unet import Unet
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    step: int
+    epoch: float
+    loss: float  # mean L_simple over the steps since the previous record, all processes
+    lr: float
+    images_per_sec: float
+    elapsed_s: float  # training seconds since the run began, over all invocations
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Trainer:
+    def __init__(
+        self,
+        model_config: UNetConfig,
+        schedule_config: ScheduleConfig,
+        train_config: TrainConfig,
+        data: ImageData,
+        device: torch.device | str = "cpu",
+        dist_info: DistInfo = DistInfo(),
+    ):
+        self.model_config = model_config
+        self.schedule = NoiseSchedule.from_config(schedule_config)
+        self.config = train_config
+        self.device = torch.device(device)
+        self.dist = dist_info
+        self.data_info = {
+            "fingerprint": data.fingerprint,
+            "num_images": data.num_images,
+            "channels": data.channels,
+            "image_size": data.image_size,
+            "source": data.source,
+        }
+        if (data.channels, data.image_size) != (model_config.im_channels, model_config.image_size):
+            raise TrainingError(
+                f"{data.source}: images are {data.channels}x{data.image_size}x{data.image_size} but the model expects "
+                f"{model_config.im_channels}x{model_config.image_size}x{model_config.image_size}"
+            )
+        if train_config.batch_size % dist_info.world_size:
+            raise TrainingError(
+                f"--batch-size {train_config.batch_size} must divide evenly over {dist_info.world_size} processes"
+            )
+        if data.num_images < train_config.batch_size:
+            raise TrainingError(
+                f"{data.source}: {data.num_images} images are fewer than one batch of {train_config.batch_size}"
+            )
+        # Every batch is full: the last partial batch of an epoch is dropped (it is reshuffled into the next).
+        self.steps_per_epoch = data.num_images // train_config.batch_size
+        self.local_batch = train_config.batch_size // dist_info.world_size
+
+        torch.manual_seed(train_config.seed)  # initial weights
+        self.model = Unet(model_config).to(self.device)
+        self.ema = EMA(self.model, train_config.ema_decay)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
+        self.ddp = (
+            DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+            if dist_info.enabled
+            else self.model
+        )
+        self.forward_process = ForwardProcess(self.schedule, self.device)
+        self.images = torch.tensor(data.images, device=self.device)  # (N, H, W, C) uint8, decoded once
+        self.generator = torch.Generator().manual_seed(train_config.seed)  # timesteps and noise
+        self.step = 0
+        self.elapsed_s = 0.0
+        self.history: list[LogRecord] = []
+        self._epoch_cache: tuple[int, torch.Tensor] | None = None
+
+    # ---- one step
+    def lr_at(self, step: int) -> float:
+        warmup = self.config.warmup_steps
+        return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.images))
+            self._epoch_cache = (epoch, torch.from_numpy(order).to(self.device))
+        return self._epoch_cache[1]
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This process's (x0, noise, t) for ``step``; draws the global batch's t and noise from the generator."""
+        batch_size, local = self.config.batch_size, self.local_batch
+        epoch, position = divmod(step, self.steps_per_epoch)
+        indices = self._permutation(epoch)[position * batch_size : (position + 1) * batch_size]
+        rows = slice(self.dist.rank * local, (self.dist.rank + 1) * local)
+        shape = (batch_size, self.model_config.im_channels, self.model_config.image_size, self.model_config.image_size)
+        t = torch.randint(0, self.schedule.num_timesteps, (batch_size,), generator=self.generator)
+        noise = torch.randn(shape, generator=self.generator)
+        x0 = self.images[indices[rows]].permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (b, C, H, W) in [-1, 1]
+        return x0, noise[rows].to(self.device), t[rows].to(self.device)
+
+    def train_step(self) -> torch.Tensor:
+        """One optimiser step; returns the (detached) loss of this process's batch."""
+        x0, noise, t = self.batch(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        self.ddp.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            loss = noise_prediction_loss(self.ddp, self.forward_process, x0, noise, t)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.ema.update(self.model, self.step)
+        self.step += 1
+        return loss.detach()
+
+    def target_steps(self) -> int:
+        targets = []
+        if self.config.max_steps is not None:
+            targets.append(self.config.max_steps)
+        if self.config.stop_epochs is not None:
+            targets.append(int(round(self.config.stop_epochs * self.steps_per_epoch)))
+        return min(targets) if targets else 2**62
+
+    # ---- checkpoint state
+    def state_dict(self) -> dict:
+        return {
+            "model_config": self.model_config.to_dict(),
+            "schedule": self.schedule.config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "data": dict(self.data_info),
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            "elapsed_s": self.elapsed_s,
+            "model": self.model.state_dict(),
+            "ema": self.ema.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"train": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "history": [r.to_dict() for r in self.history],
+            "versions": {"torch": torch.__version__, "ddpm_training": _package_version()},
+        }
+
+    def load_state_dict(self, checkpoint: dict, source: str = "checkpoint") -> None:
+        """Continue the run in ``checkpoint``; it must be the same model, schedule, data and maths."""
+        problems = []
+        if checkpoint["model_config"] != self.model_config.to_dict():
+            problems.append("the model config differs")
+        if checkpoint["schedule"] != self.schedule.config.to_dict():
+            problems.append("the noise schedule differs")
+        fingerprint = checkpoint.get("data", {}).get("fingerprint")
+        if fingerprint != self.data_info["fingerprint"]:
+            problems.append(f"it was trained on other data ({checkpoint.get('data', {}).get('source', '?')})")
+        saved = TrainConfig.from_dict(checkpoint.get("train_config", {}))
+        problems += [f"training setting {d}" for d in self.config.math_differences(saved)]
+        if problems:
+            raise TrainingError(f"{source}: cannot resume: {'; '.join(problems)}")
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+            self.ema.model.load_state_dict(checkpoint["ema"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise TrainingError(f"{source}: checkpoint weights do not fit the model ({str(exc)[:120]})") from None
+        self.generator.set_state(checkpoint["rng"]["train"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        self.step = int(checkpoint["step"])
+        self.elapsed_s = float(checkpoint.get("elapsed_s", 0.0))
+        self.history = [LogRecord(**r) for r in checkpoint.get("history", [])]
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def fit(
+    trainer: Trainer,
+    on_log: Callable[[LogRecord], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+    on_checkpoint: Callable[[Trainer], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
+    """Train until a stop rule holds; returns why it stopped: "steps", "time" or "interrupted".
+
+    ``on_checkpoint`` runs every ``checkpoint_every`` steps and once at the end.
+    """
+    cfg, info = trainer.config, trainer.dist
+    target = trainer.target_steps()
+    start = time.monotonic()
+    base_elapsed = trainer.elapsed_s
+    interval_start, interval_steps = start, 0
+    loss_sum = torch.zeros((), device=trainer.device)
+    last_checkpoint = trainer.step
+    reason = "steps"
+
+    def flush_log() -> None:
+        nonlocal interval_start, interval_steps, loss_sum
+        if interval_steps == 0:
+            return
+        now = time.monotonic()
+        mean_loss = float(all_mean(loss_sum / interval_steps, info))
+        record = LogRecord(
+            step=trainer.step,
+            epoch=trainer.step / trainer.steps_per_epoch,
+            loss=mean_loss,
+            lr=trainer.lr_at(trainer.step - 1),
+            images_per_sec=interval_steps * cfg.batch_size / max(now - interval_start, 1e-9),
+            elapsed_s=trainer.elapsed_s,
+        )
+        trainer.history.append(record)
+        if on_log is not None:
+            on_log(record)
+        interval_start, interval_steps = now, 0
+        loss_sum = torch.zeros((), device=trainer.device)
+
+    while trainer.step < target:
+        stop = should_stop() or (cfg.max_minutes is not None and time.monotonic() - start >= cfg.max_minutes * 60)
+        if info.enabled:  # every process must take the same decision, or the others hang in all-reduce
+            flag = torch.tensor([1.0 if stop else 0.0], device=trainer.device)
+            torch.distributed.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        if stop:
+            reason = "interrupted" if should_stop() else "time"
+            break
+        loss_sum += trainer.train_step()
+        interval_steps += 1
+        trainer.elapsed_s = base_elapsed + time.monotonic() - start
+        if trainer.step % cfg.log_every == 0:
+            flush_log()
+        if on_step is not None:
+            on_step(trainer.step)
+        if trainer.step % cfg.checkpoint_every == 0:
+            flush_log()
+            if on_checkpoint is not None:
+                on_checkpoint(trainer)
+            last_checkpoint = trainer.step
+    flush_log()
+    if trainer.step != last_checkpoint and on_checkpoint is not None:
+        on_checkpoint(trainer)
+    return reason

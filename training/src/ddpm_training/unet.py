@@ -1,0 +1,172 @@
+"""The seed's U-Net: DownC, MidC, UpC blocks and the Unet that predicts the noise eps(x_t, t)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import UNetConfig
+from .layers import Downsample, NormActConv, SelfAttentionBlock, TimeEmbedding, Upsample, get_time_embedding
+
+
+class DownC(nn.Module):
+    """num_layers x (conv1 + time embedding + conv2 + 1x1 residual, then + self-attention), then downsample."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        t_emb_dim: int = 128,
+        num_layers: int = 2,
+        down_sample: bool = True,
+        num_groups: int = 8,
+        num_heads: int = 4,
+    ):
+        super().__init__()
+        self.num_layers = num_layers
+        widths_in = [in_channels] + [out_channels] * (num_layers - 1)
+        self.conv1 = nn.ModuleList([NormActConv(c, out_channels, num_groups) for c in widths_in])
+        self.conv2 = nn.ModuleList([NormActConv(out_channels, out_channels, num_groups) for _ in range(num_layers)])
+        self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers)])
+        self.attn_block = nn.ModuleList(
+            [SelfAttentionBlock(out_channels, num_groups, num_heads) for _ in range(num_layers)]
+        )
+        self.down_block = Downsample(out_channels, out_channels) if down_sample else nn.Identity()
+        self.res_block = nn.ModuleList([nn.Conv2d(c, out_channels, kernel_size=1) for c in widths_in])
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        out = x
+        for i in range(self.num_layers):
+            resnet_input = out
+            out = self.conv1[i](out)
+            out = out + self.te_block[i](t_emb)[:, :, None, None]  # (B, C) broadcast over H, W
+            out = self.conv2[i](out)
+            out = out + self.res_block[i](resnet_input)
+            out = out + self.attn_block[i](out)
+        # The line the printed seed code misses (see shared/seeds/README.md): without it nothing
+        # downsamples and the decoder's concatenations fail. The post's diagram ("attn + dspl") and
+        # results show it belongs here, after the layer loop.
+        return self.down_block(out)
+
+
+class MidC(nn.Module):
+    """A ResNet block with time embedding, then num_layers x (self-attention + ResNet block)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        t_emb_dim: int = 128,
+        num_layers: int = 2,
+        num_groups: int = 8,
+        num_heads: int = 4,
+    ):
+        super().__init__()
+        self.num_layers = num_layers
+        widths_in = [in_channels] + [out_channels] * num_layers
+        self.conv1 = nn.ModuleList([NormActConv(c, out_channels, num_groups) for c in widths_in])
+        self.conv2 = nn.ModuleList(
+            [NormActConv(out_channels, out_channels, num_groups) for _ in range(num_layers + 1)]
+        )
+        self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers + 1)])
+        self.attn_block = nn.ModuleList(
+            [SelfAttentionBlock(out_channels, num_groups, num_heads) for _ in range(num_layers)]
+        )
+        self.res_block = nn.ModuleList([nn.Conv2d(c, out_channels, kernel_size=1) for c in widths_in])
+
+    def _resnet(self, i: int, out: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        resnet_input = out
+        out = self.conv1[i](out)
+        out = out + self.te_block[i](t_emb)[:, :, None, None]
+        out = self.conv2[i](out)
+        return out + self.res_block[i](resnet_input)
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        out = self._resnet(0, x, t_emb)
+        for i in range(self.num_layers):
+            out = out + self.attn_block[i](out)
+            out = self._resnet(i + 1, out, t_emb)
+        return out
+
+
+class UpC(nn.Module):
+    """Upsample, concatenate the encoder's skip, then num_layers x (ResNet block + self-attention)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        t_emb_dim: int = 128,
+        num_layers: int = 2,
+        up_sample: bool = True,
+        num_groups: int = 8,
+        num_heads: int = 4,
+    ):
+        super().__init__()
+        self.num_layers = num_layers
+        widths_in = [in_channels] + [out_channels] * (num_layers - 1)
+        self.conv1 = nn.ModuleList([NormActConv(c, out_channels, num_groups) for c in widths_in])
+        self.conv2 = nn.ModuleList([NormActConv(out_channels, out_channels, num_groups) for _ in range(num_layers)])
+        self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers)])
+        self.attn_block = nn.ModuleList(
+            [SelfAttentionBlock(out_channels, num_groups, num_heads) for _ in range(num_layers)]
+        )
+        self.up_block = Upsample(in_channels, in_channels // 2) if up_sample else nn.Identity()
+        self.res_block = nn.ModuleList([nn.Conv2d(c, out_channels, kernel_size=1) for c in widths_in])
+
+    def forward(self, x: torch.Tensor, down_out: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        out = torch.cat([self.up_block(x), down_out], dim=1)  # (B, C_up + C_skip, H, W)
+        for i in range(self.num_layers):
+            resnet_input = out
+            out = self.conv1[i](out)
+            out = out + self.te_block[i](t_emb)[:, :, None, None]
+            out = self.conv2[i](out)
+            out = out + self.res_block[i](resnet_input)
+            out = out + self.attn_block[i](out)
+        return out
+
+
+class Unet(nn.Module):
+    """eps_theta(x_t, t): (B, C, H, W) noisy images and (B,) timesteps -> (B, C, H, W) predicted noise."""
+
+    def __init__(self, config: UNetConfig | None = None):
+        super().__init__()
+        cfg = self.config = config or UNetConfig()
+        groups, heads, t_dim = cfg.num_groups, cfg.num_heads, cfg.t_emb_dim
+        up_sample = list(reversed(cfg.down_sample))
+
+        self.cv1 = nn.Conv2d(cfg.im_channels, cfg.down_ch[0], kernel_size=3, padding=1)
+        self.t_proj = nn.Sequential(nn.Linear(t_dim, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
+        self.downs = nn.ModuleList(
+            DownC(cfg.down_ch[i], cfg.down_ch[i + 1], t_dim, cfg.num_downc_layers, cfg.down_sample[i], groups, heads)
+            for i in range(len(cfg.down_ch) - 1)
+        )
+        self.mids = nn.ModuleList(
+            MidC(cfg.mid_ch[i], cfg.mid_ch[i + 1], t_dim, cfg.num_midc_layers, groups, heads)
+            for i in range(len(cfg.mid_ch) - 1)
+        )
+        self.ups = nn.ModuleList(
+            UpC(cfg.up_ch[i], cfg.up_ch[i + 1], t_dim, cfg.num_upc_layers, up_sample[i], groups, heads)
+            for i in range(len(cfg.up_ch) - 1)
+        )
+        self.cv2 = nn.Sequential(
+            nn.GroupNorm(groups, cfg.up_ch[-1]),
+            nn.Conv2d(cfg.up_ch[-1], cfg.im_channels, kernel_size=3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = self.cv1(x)  # (B, down_ch[0], H, W)
+        t_emb = self.t_proj(get_time_embedding(t, self.config.t_emb_dim))  # (B, t_emb_dim)
+        down_outs = []
+        for down in self.downs:
+            down_outs.append(out)
+            out = down(out, t_emb)
+        for mid in self.mids:
+            out = mid(out, t_emb)
+        for up in self.ups:
+            out = up(out, down_outs.pop(), t_emb)
+        return self.cv2(out)  # (B, C, H, W)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
