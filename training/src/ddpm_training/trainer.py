@@ -161,7 +161,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng": {"train": self.generator.get_state(), "torch": torch.get_rng_state()},
             "history": [r.to_dict() for r in self.history],
-            "versions": {"torch": torch.__version__, "ddpm_training": _package_version()},
+            "versions": {"torch": str(torch.__version__), "ddpm_training": _package_version()},
         }
 
     def load_state_dict(self, checkpoint: dict, source: str = "checkpoint") -> None:

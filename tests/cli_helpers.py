@@ -1,0 +1,29 @@
+"""Run the ``ddpm`` CLI in-process, as a user would call it, and capture exit code and output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run_ddpm(capsys, *args) -> Result:
+    from ddpm_training.cli import main
+
+    capsys.readouterr()
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def error_lines(result: Result) -> list[str]:
+    return [line for line in result.err.splitlines() if line.startswith("error:")]

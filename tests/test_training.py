@@ -1,0 +1,174 @@
+"""Training runs, writes its files atomically, and resumes exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+from ddpm_training.checkpoint import load_checkpoint
+
+from cli_helpers import error_lines, run_ddpm
+
+TINY = ["--preset", "tiny", "--batch-size", "8", "--log-every", "2", "--num-preview", "4", "--preview-steps", "3"]
+
+
+def train(capsys, data, out, *extra):
+    return run_ddpm(capsys, "train", data, "--out", out, *TINY, *extra)
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_run_folder_contents_and_checkpoint_format(capsys, idx_dir, tmp_path):
+    out = tmp_path / "run"
+    result = train(capsys, idx_dir, out, "--max-steps", "6", "--checkpoint-every", "3")
+    assert result.code == 0, result.err
+    assert "stopped at step 6" in result.out
+    for name in ("checkpoint.pt", "config.json", "loss.csv", "loss.png", "samples/step-0000003.png", "samples/step-0000006.png"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp")), "temporary files left behind"
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # plain data, no pickled modules
+    for key in ("model", "ema", "optimizer", "step", "rng", "model_config", "schedule", "data"):
+        assert key in ckpt
+    assert ckpt["step"] == 6 and ckpt["format_version"] == 1
+    assert ckpt["schedule"] == {"kind": "linear", "num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "cosine_s": 0.008}
+    assert len(ckpt["data"]["fingerprint"]) == 64
+    lines = (out / "loss.csv").read_text().splitlines()
+    assert lines[0] == "step,epoch,loss,lr,images_per_sec,elapsed_s"
+    # A reading every 2 steps, plus one at the step-3 checkpoint so each checkpoint's CSV is complete.
+    assert [int(line.split(",")[0]) for line in lines[1:]] == [2, 3, 4, 6]
+    assert json.loads((out / "config.json").read_text())["model_config"]["image_size"] == 12
+    # The EMA weights differ from the raw weights after training (decay warm-up makes them move).
+    assert not torch.equal(ckpt["ema"]["cv1.weight"], ckpt["model"]["cv1.weight"])
+
+
+def test_resume_continues_exactly(capsys, idx_dir, tmp_path):
+    """N steps, stop, resume, M more == N + M uninterrupted steps, bit for bit on CPU."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["--warmup-steps", "3", "--seed", "7", "--checkpoint-every", "100"]
+    assert train(capsys, idx_dir, straight, "--max-steps", "10", *common).code == 0
+    assert train(capsys, idx_dir, split, "--max-steps", "4", *common).code == 0
+    # Steps 4..9 cross an epoch boundary (64 images / batch 8 = 8 steps per epoch).
+    result = run_ddpm(capsys, "train", idx_dir, "--resume", split / "checkpoint.pt", "--max-steps", "10")
+    assert result.code == 0, result.err
+    a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(split / "checkpoint.pt")
+    assert a["step"] == b["step"] == 10
+    for part in ("model", "ema"):
+        for name in a[part]:
+            assert torch.equal(a[part][name], b[part][name]), f"{part}.{name}"
+    for key, state in a["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][key][name])
+    assert torch.equal(a["rng"]["train"], b["rng"]["train"])
+    # The loss history is whole too: 5 readings from every 2 steps, in both runs.
+    assert [r["step"] for r in a["history"]] == [r["step"] for r in b["history"]] == [2, 4, 6, 8, 10]
+
+
+def test_bf16_and_cosine_schedule_train(capsys, idx_dir, tmp_path):
+    result = train(capsys, idx_dir, tmp_path / "bf16", "--max-steps", "3", "--bf16", "--schedule", "cosine", "--timesteps", "200")
+    assert result.code == 0, result.err
+    ckpt = load_checkpoint(tmp_path / "bf16" / "checkpoint.pt")
+    assert ckpt["train_config"]["bf16"] is True and ckpt["schedule"]["kind"] == "cosine"
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in ckpt["history"])
+
+
+def test_training_lowers_the_loss(capsys, idx_dir, tmp_path):
+    """A weak but real check that the objective is wired up: 60 steps at lr 3e-3 on 64 discs."""
+    result = train(capsys, idx_dir, tmp_path / "fit", "--max-steps", "60", "--lr", "3e-3", "--log-every", "10",
+                   "--checkpoint-every", "100")
+    assert result.code == 0
+    history = load_checkpoint(tmp_path / "fit" / "checkpoint.pt")["history"]
+    assert history[-1]["loss"] < 0.6 * history[0]["loss"], [r["loss"] for r in history]
+
+
+# ---- bad input: one line naming the problem, exit 2, no traceback, nothing half-written
+
+
+def one_line_error(result, fragment):
+    assert result.code == 2, (result.code, result.err)
+    assert "Traceback" not in result.err
+    errors = error_lines(result)
+    assert len(errors) == 1 and fragment in errors[0], result.err
+
+
+def test_resume_with_another_config_is_refused_and_checkpoint_untouched(capsys, idx_dir, tmp_path):
+    out = tmp_path / "run"
+    assert train(capsys, idx_dir, out, "--max-steps", "2").code == 0
+    before = sha(out / "checkpoint.pt")
+    result = run_ddpm(capsys, "train", idx_dir, "--resume", out / "checkpoint.pt", "--preset", "seed-small", "--max-steps", "4")
+    one_line_error(result, "another model config")
+    result = run_ddpm(capsys, "train", idx_dir, "--resume", out / "checkpoint.pt", "--lr", "0.5", "--max-steps", "4")
+    one_line_error(result, "training setting lr")
+    result = run_ddpm(capsys, "train", idx_dir, "--resume", out / "checkpoint.pt", "--limit", "32", "--batch-size", "8", "--max-steps", "4")
+    one_line_error(result, "other data")
+    assert sha(out / "checkpoint.pt") == before
+
+
+def test_existing_run_is_not_overwritten(capsys, idx_dir, tmp_path):
+    out = tmp_path / "run"
+    assert train(capsys, idx_dir, out, "--max-steps", "1").code == 0
+    before = sha(out / "checkpoint.pt")
+    one_line_error(train(capsys, idx_dir, out, "--max-steps", "1"), "a run already lives here")
+    assert sha(out / "checkpoint.pt") == before
+
+
+def test_unwritable_output_folder(capsys, idx_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    one_line_error(train(capsys, idx_dir, blocker / "run", "--max-steps", "1"), "cannot be written")
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("content,fragment", [(b"garbage", "not a readable checkpoint"), (None, "no such checkpoint")])
+def test_bad_checkpoint_on_resume(capsys, idx_dir, tmp_path, content, fragment):
+    path = tmp_path / "ckpt.pt"
+    if content is not None:
+        path.write_bytes(content)
+    one_line_error(run_ddpm(capsys, "train", idx_dir, "--resume", path, "--max-steps", "1"), fragment)
+
+
+def test_checkpoint_of_unknown_format_version(capsys, idx_dir, tmp_path):
+    out = tmp_path / "run"
+    assert train(capsys, idx_dir, out, "--max-steps", "1").code == 0
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    ckpt["format_version"] = 99
+    torch.save(ckpt, tmp_path / "future.pt")
+    one_line_error(run_ddpm(capsys, "train", idx_dir, "--resume", tmp_path / "future.pt"), "format version 99")
+
+
+def test_pickled_module_checkpoint_is_refused(capsys, idx_dir, tmp_path):
+    """The seed's torch.save(model) file must not be unpickled."""
+    from ddpm_training.config import PRESETS
+    from ddpm_training.unet import Unet
+
+    torch.save(Unet(PRESETS["tiny"].with_image(1, 12)), tmp_path / "pickled.pt")
+    one_line_error(run_ddpm(capsys, "train", idx_dir, "--resume", tmp_path / "pickled.pt"), "not a readable checkpoint")
+
+
+@pytest.mark.parametrize("case", ["missing", "magic", "truncated", "ragged", "text", "nan", "mixed", "empty"])
+def test_bad_data_via_cli(capsys, tmp_path, images, case):
+    from test_data import bad_inputs
+
+    path, fragment = bad_inputs(tmp_path, images)[case]
+    out = tmp_path / "run"
+    one_line_error(run_ddpm(capsys, "train", path, "--out", out, *TINY, "--max-steps", "1"), fragment)
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_batch_larger_than_data_and_bad_options(capsys, idx_dir, tmp_path):
+    one_line_error(train(capsys, idx_dir, tmp_path / "r", "--limit", "4", "--max-steps", "1"), "fewer than one batch")
+    one_line_error(train(capsys, idx_dir, tmp_path / "r", "--lr", "-1", "--max-steps", "1"), "--lr must be positive")
+    result = run_ddpm(capsys, "train", idx_dir, "--preset", "huge")
+    assert result.code == 2 and "Traceback" not in result.err
+
+
+def test_help_documents_every_option(capsys):
+    result = run_ddpm(capsys, "train", "--help")
+    assert result.code == 0
+    for flag in ("--preset", "--out", "--resume", "--epochs", "--max-steps", "--max-minutes", "--batch-size", "--lr",
+                 "--warmup-steps", "--ema-decay", "--grad-clip", "--bf16", "--seed", "--limit", "--device",
+                 "--schedule", "--timesteps", "--checkpoint-every"):
+        assert flag in result.out, flag
