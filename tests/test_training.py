@@ -172,3 +172,15 @@ def test_help_documents_every_option(capsys):
                  "--warmup-steps", "--ema-decay", "--grad-clip", "--bf16", "--seed", "--limit", "--device",
                  "--schedule", "--timesteps", "--checkpoint-every"):
         assert flag in result.out, flag
+
+
+def test_rgb_32x32_data_trains(capsys, tmp_path):
+    """Channels and size come from the data: 3x16x16 RGB here (32x32x3 is covered in test_model)."""
+    import numpy as np
+
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8)
+    np.save(tmp_path / "rgb.npy", rgb)
+    result = train(capsys, tmp_path / "rgb.npy", tmp_path / "run", "--max-steps", "2")
+    assert result.code == 0, result.err
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["model_config"]["im_channels"] == 3 and ckpt["model_config"]["image_size"] == 16

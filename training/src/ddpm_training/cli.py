@@ -113,7 +113,8 @@ def train_command(ctx: click.Context, data, preset, out, resume, limit, device, 
     progress.close()
     if summary.dist.is_main:
         click.echo(f"stopped at step {summary.step} ({summary.stop_reason}); run folder: {summary.folder}")
-        click.echo(f"checkpoint: {summary.folder / 'checkpoint.pt'}")
+        if (summary.folder / "checkpoint.pt").is_file():
+            click.echo(f"checkpoint: {summary.folder / 'checkpoint.pt'}")
         if summary.last_samples:
             click.echo(f"samples: {summary.last_samples}")
 

@@ -89,8 +89,9 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
         train_config = _train_config(request, None)
 
     folder = RunFolder(request.out or (request.resume.parent if request.resume else Path("runs/ddpm")))
-    if info.is_main:
-        folder.prepare(resuming=checkpoint is not None)
+    # Every process checks (it writes nothing lasting), so all of them fail alike on a bad folder
+    # instead of rank 0 exiting and the others dying on a broken process group.
+    folder.prepare(resuming=checkpoint is not None)
     trainer = Trainer(model_config, schedule_config, train_config, data, device, info)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, source=str(request.resume))

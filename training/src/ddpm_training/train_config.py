@@ -22,7 +22,7 @@ class TrainConfig:
     max_steps: int | None = None  # total optimiser steps, counted from the start of the run
     max_minutes: float | None = None  # wall-clock budget of this invocation
     checkpoint_every: int = 500  # steps between checkpoints, loss CSV/plot and sample grids
-    log_every: int = 25  # steps between loss readings (averaged over those steps)
+    log_every: int = 10  # steps between loss readings (averaged over those steps)
     num_preview: int = 16  # images in each sample grid
     preview_steps: int = 20  # DDIM steps (eta = 0) for the sample grids
 
