@@ -9,120 +9,81 @@ from .config import UNetConfig
 from .layers import Downsample, NormActConv, SelfAttentionBlock, TimeEmbedding, Upsample, get_time_embedding
 
 
-class DownC(nn.Module):
-    """num_layers x (conv1 + time embedding + conv2 + 1x1 residual, then + self-attention), then downsample."""
+class _ResAttnStack(nn.Module):
+    """The module lists DownC, MidC and UpC share, under the seed's attribute names (state_dict keys):
+    conv1/te_block/conv2/res_block form ResNet block i (the seed's "conv1 + te + conv2" with a 1x1
+    residual conv); attn_block[i] is a self-attention block."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        t_emb_dim: int = 128,
-        num_layers: int = 2,
-        down_sample: bool = True,
-        num_groups: int = 8,
-        num_heads: int = 4,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, t_emb_dim: int, num_resnets: int, num_attn: int,
+                 num_groups: int, num_heads: int):
         super().__init__()
-        self.num_layers = num_layers
-        widths_in = [in_channels] + [out_channels] * (num_layers - 1)
+        widths_in = [in_channels] + [out_channels] * (num_resnets - 1)
         self.conv1 = nn.ModuleList([NormActConv(c, out_channels, num_groups) for c in widths_in])
-        self.conv2 = nn.ModuleList([NormActConv(out_channels, out_channels, num_groups) for _ in range(num_layers)])
-        self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers)])
+        self.conv2 = nn.ModuleList([NormActConv(out_channels, out_channels, num_groups) for _ in widths_in])
+        self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in widths_in])
         self.attn_block = nn.ModuleList(
-            [SelfAttentionBlock(out_channels, num_groups, num_heads) for _ in range(num_layers)]
-        )
-        self.down_block = Downsample(out_channels, out_channels) if down_sample else nn.Identity()
-        self.res_block = nn.ModuleList([nn.Conv2d(c, out_channels, kernel_size=1) for c in widths_in])
-
-    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
-        out = x
-        for i in range(self.num_layers):
-            resnet_input = out
-            out = self.conv1[i](out)
-            out = out + self.te_block[i](t_emb)[:, :, None, None]  # (B, C) broadcast over H, W
-            out = self.conv2[i](out)
-            out = out + self.res_block[i](resnet_input)
-            out = out + self.attn_block[i](out)
-        # The line the printed seed code misses (see shared/seeds/README.md): without it nothing
-        # downsamples and the decoder's concatenations fail. The post's diagram ("attn + dspl") and
-        # results show it belongs here, after the layer loop.
-        return self.down_block(out)
-
-
-class MidC(nn.Module):
-    """A ResNet block with time embedding, then num_layers x (self-attention + ResNet block)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        t_emb_dim: int = 128,
-        num_layers: int = 2,
-        num_groups: int = 8,
-        num_heads: int = 4,
-    ):
-        super().__init__()
-        self.num_layers = num_layers
-        widths_in = [in_channels] + [out_channels] * num_layers
-        self.conv1 = nn.ModuleList([NormActConv(c, out_channels, num_groups) for c in widths_in])
-        self.conv2 = nn.ModuleList(
-            [NormActConv(out_channels, out_channels, num_groups) for _ in range(num_layers + 1)]
-        )
-        self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers + 1)])
-        self.attn_block = nn.ModuleList(
-            [SelfAttentionBlock(out_channels, num_groups, num_heads) for _ in range(num_layers)]
+            [SelfAttentionBlock(out_channels, num_groups, num_heads) for _ in range(num_attn)]
         )
         self.res_block = nn.ModuleList([nn.Conv2d(c, out_channels, kernel_size=1) for c in widths_in])
 
     def _resnet(self, i: int, out: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
         resnet_input = out
         out = self.conv1[i](out)
-        out = out + self.te_block[i](t_emb)[:, :, None, None]
+        out = out + self.te_block[i](t_emb)[:, :, None, None]  # (B, C) broadcast over H, W
         out = self.conv2[i](out)
         return out + self.res_block[i](resnet_input)
+
+    def _attention(self, i: int, out: torch.Tensor) -> torch.Tensor:
+        return out + self.attn_block[i](out)
+
+
+class DownC(_ResAttnStack):
+    """num_layers x (ResNet block with time embedding, then + self-attention), then downsample."""
+
+    def __init__(self, in_channels: int, out_channels: int, t_emb_dim: int = 128, num_layers: int = 2,
+                 down_sample: bool = True, num_groups: int = 8, num_heads: int = 4):
+        super().__init__(in_channels, out_channels, t_emb_dim, num_layers, num_layers, num_groups, num_heads)
+        self.num_layers = num_layers
+        self.down_block = Downsample(out_channels, out_channels) if down_sample else nn.Identity()
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        out = x
+        for i in range(self.num_layers):
+            out = self._attention(i, self._resnet(i, out, t_emb))
+        # The line the printed seed code misses (see shared/seeds/README.md): without it nothing
+        # downsamples and the decoder's concatenations fail. The post's diagram ("attn + dspl") and
+        # results show it belongs here, after the layer loop.
+        return self.down_block(out)
+
+
+class MidC(_ResAttnStack):
+    """A ResNet block with time embedding, then num_layers x (self-attention + ResNet block)."""
+
+    def __init__(self, in_channels: int, out_channels: int, t_emb_dim: int = 128, num_layers: int = 2,
+                 num_groups: int = 8, num_heads: int = 4):
+        super().__init__(in_channels, out_channels, t_emb_dim, num_layers + 1, num_layers, num_groups, num_heads)
+        self.num_layers = num_layers
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
         out = self._resnet(0, x, t_emb)
         for i in range(self.num_layers):
-            out = out + self.attn_block[i](out)
-            out = self._resnet(i + 1, out, t_emb)
+            out = self._resnet(i + 1, self._attention(i, out), t_emb)
         return out
 
 
-class UpC(nn.Module):
+class UpC(_ResAttnStack):
     """Upsample, concatenate the encoder's skip, then num_layers x (ResNet block + self-attention)."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        t_emb_dim: int = 128,
-        num_layers: int = 2,
-        up_sample: bool = True,
-        num_groups: int = 8,
-        num_heads: int = 4,
-    ):
-        super().__init__()
+    def __init__(self, in_channels: int, out_channels: int, t_emb_dim: int = 128, num_layers: int = 2,
+                 up_sample: bool = True, num_groups: int = 8, num_heads: int = 4):
+        super().__init__(in_channels, out_channels, t_emb_dim, num_layers, num_layers, num_groups, num_heads)
         self.num_layers = num_layers
-        widths_in = [in_channels] + [out_channels] * (num_layers - 1)
-        self.conv1 = nn.ModuleList([NormActConv(c, out_channels, num_groups) for c in widths_in])
-        self.conv2 = nn.ModuleList([NormActConv(out_channels, out_channels, num_groups) for _ in range(num_layers)])
-        self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers)])
-        self.attn_block = nn.ModuleList(
-            [SelfAttentionBlock(out_channels, num_groups, num_heads) for _ in range(num_layers)]
-        )
         self.up_block = Upsample(in_channels, in_channels // 2) if up_sample else nn.Identity()
-        self.res_block = nn.ModuleList([nn.Conv2d(c, out_channels, kernel_size=1) for c in widths_in])
 
     def forward(self, x: torch.Tensor, down_out: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
         out = torch.cat([self.up_block(x), down_out], dim=1)  # (B, C_up + C_skip, H, W)
         for i in range(self.num_layers):
-            resnet_input = out
-            out = self.conv1[i](out)
-            out = out + self.te_block[i](t_emb)[:, :, None, None]
-            out = self.conv2[i](out)
-            out = out + self.res_block[i](resnet_input)
-            out = out + self.attn_block[i](out)
+            out = self._attention(i, self._resnet(i, out, t_emb))
         return out
 
 
