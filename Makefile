@@ -18,10 +18,10 @@ DEMO_OUT     ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
 install: $(STAMP)
 
-$(STAMP): runtime/pyproject.toml training/pyproject.toml
+$(STAMP): runtime/pyproject.toml training/pyproject.toml export/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ./runtime -e "./training[test]"
+	$(PY) -m pip install --quiet -e ./runtime -e "./training[test]" -e ./export
 	touch $(STAMP)
 
 test: install

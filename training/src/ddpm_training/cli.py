@@ -165,7 +165,8 @@ class _Progress:
 def main(argv: list[str] | None = None) -> None:
     _load_plugins(cli)
     try:
-        cli.main(args=argv, prog_name="ddpm", standalone_mode=False)
+        # Without standalone mode click returns the code of ctx.exit(...) instead of exiting.
+        code = cli.main(args=argv, prog_name="ddpm", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -177,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""`ddpm export-onnx` and `ddpm export-torchscript` (added to `ddpm` through the ddpm.commands entry points).
+
+Exit codes: 0 exported and kept; 1 the parity gate failed (no file written); 2 bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .onnx_export import DEFAULT_OPSET
+
+
+def _common(func):
+    func = click.option("--no-check", "check", flag_value=False,
+                        help="Skip the parity gate (not recommended: a broken export would be kept).")(func)
+    func = click.option("--check", "check", flag_value=True, default=True,
+                        help="Compare with PyTorch on batch 1, 3, 64 and t = 0, 1, T/2, T-1, per row; "
+                             "keep the file only if every max-abs error is within --atol.  [default]")(func)
+    func = click.option("--atol", type=float, default=1e-4, show_default=True,
+                        help="Parity tolerance: the largest allowed max-abs difference of eps (float32).")(func)
+    func = click.option("--weights", type=click.Choice(["ema", "raw"]), default="ema", show_default=True,
+                        help="Export the EMA of the weights (what sampling should use) or the raw weights.")(func)
+    func = click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
+                        help="The model file to write (atomically; nothing is written if a check fails).")(func)
+    func = click.argument("checkpoint", type=click.Path(path_type=Path))(func)
+    return func
+
+
+def _finish(ctx: click.Context, run) -> None:
+    from .errors import ParityError
+
+    try:
+        result = run()
+    except ParityError as exc:
+        click.echo(exc.report.table())
+        click.echo(f"error: parity check failed: {exc}", err=True)
+        ctx.exit(1)
+    if result.report is not None:
+        click.echo(result.report.table())
+    else:
+        click.echo("parity check skipped (--no-check)")
+    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB)")
+
+
+@click.command("export-onnx")
+@_common
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
+@click.pass_context
+def export_onnx_command(ctx, checkpoint, output, weights, atol, check, opset) -> None:
+    """Export CHECKPOINT's U-Net to ONNX: inputs x [batch, C, H, W] and t [batch] (float32), output eps.
+
+    The model carries its schedule and metadata (metadata_props key 'ddpm'), passes
+    onnx.checker (full_check) and is compared with PyTorch in ONNX Runtime before it is kept.
+    """
+    from .onnx_export import export_onnx
+    from .source import load_source
+
+    _finish(ctx, lambda: export_onnx(load_source(checkpoint, weights), output, opset=opset, atol=atol, check=check))
+
+
+@click.command("export-torchscript")
+@_common
+@click.pass_context
+def export_torchscript_command(ctx, checkpoint, output, weights, atol, check) -> None:
+    """Export CHECKPOINT's U-Net to TorchScript (torch.jit.load, libtorch), metadata in the extra file ddpm.json."""
+    from .source import load_source
+    from .torchscript_export import export_torchscript
+
+    _finish(ctx, lambda: export_torchscript(load_source(checkpoint, weights), output, atol=atol, check=check))

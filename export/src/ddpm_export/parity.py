@@ -1,0 +1,83 @@
+"""The parity gate: an exported model against the eager PyTorch model on the same inputs.
+
+Pure: two callables ``f(x, t) -> eps`` on NumPy arrays go in, a report comes out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+EpsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+BATCH_SIZES = (1, 3, 64)
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    batch: int
+    timesteps: str  # a description: "0", "T/2 = 500", "per row"
+    max_abs: float  # max |exported - reference|
+    max_rel: float  # max_abs / max |reference|: the error relative to the output's scale
+
+    def passed(self, atol: float) -> bool:
+        return bool(self.max_abs <= atol)  # NaN fails too
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    rows: tuple[ParityRow, ...]
+    atol: float
+
+    @property
+    def passed(self) -> bool:
+        return all(row.passed(self.atol) for row in self.rows)
+
+    @property
+    def worst(self) -> ParityRow:
+        return max(self.rows, key=lambda r: (np.nan_to_num(r.max_abs, nan=np.inf)))
+
+    def table(self) -> str:
+        lines = [f"{'batch':>5}  {'timesteps':<16} {'max abs':>10}  {'max rel':>10}  ok"]
+        for row in self.rows:
+            mark = "yes" if row.passed(self.atol) else "NO"
+            lines.append(f"{row.batch:>5}  {row.timesteps:<16} {row.max_abs:10.2e}  {row.max_rel:10.2e}  {mark}")
+        lines.append(f"tolerance: max abs <= {self.atol:g}")
+        return "\n".join(lines)
+
+
+def timestep_cases(num_timesteps: int, batch: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """t = 0, 1, T/2, T-1 for every row, and a different (fractional) t in [0, T-1] per row."""
+    cases = [(str(t) if t < 2 else f"{'T/2' if t == num_timesteps // 2 else 'T-1'} = {t}", t)
+             for t in (0, 1, num_timesteps // 2, num_timesteps - 1)]
+    rows = [(name, np.full((batch,), t, dtype=np.float32)) for name, t in cases]
+    per_row = rng.uniform(0, num_timesteps - 1, batch).astype(np.float32)
+    per_row[: min(batch, 2)] = np.floor(per_row[: min(batch, 2)])  # integers as well as fractions
+    rows.append(("per row", per_row))
+    return rows
+
+
+def check_parity(
+    reference: EpsFn,
+    candidate: EpsFn,
+    image_shape: tuple[int, int, int],
+    num_timesteps: int,
+    atol: float,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    seed: int = 0,
+) -> ParityReport:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for batch in batch_sizes:
+        x = rng.standard_normal((batch, *image_shape)).astype(np.float32)
+        for name, t in timestep_cases(num_timesteps, batch, rng):
+            expected = np.asarray(reference(x, t), dtype=np.float64)
+            got = np.asarray(candidate(x, t), dtype=np.float64)
+            if got.shape != expected.shape:
+                rows.append(ParityRow(batch, name, float("nan"), float("nan")))
+                continue
+            max_abs = float(np.max(np.abs(got - expected)))
+            scale = float(np.max(np.abs(expected)))
+            rows.append(ParityRow(batch, name, max_abs, max_abs / scale if scale > 0 else max_abs))
+    return ParityReport(tuple(rows), atol)

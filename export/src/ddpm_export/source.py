@@ -1,0 +1,77 @@
+"""What an export starts from: a checkpoint's config, schedule and chosen weights, as an eval-mode Unet."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from ddpm_runtime.metadata import ImageSpec, ModelMetadata
+from ddpm_runtime.schedule import ScheduleConfig
+from ddpm_training.checkpoint import checkpoint_configs, load_checkpoint
+from ddpm_training.config import UNetConfig
+from ddpm_training.unet import Unet
+
+from . import __version__
+from .errors import ExportError
+
+WEIGHTS = ("ema", "raw")
+
+
+@dataclass
+class ExportSource:
+    path: Path
+    model: Unet  # eval mode, float32, on CPU
+    model_config: UNetConfig
+    schedule: ScheduleConfig
+    weights: str  # "ema" or "raw"
+    step: int
+    checkpoint_sha256: str
+    data_fingerprint: str | None
+
+    def metadata(self, exporter: dict) -> ModelMetadata:
+        cfg = self.model_config
+        return ModelMetadata(
+            image=ImageSpec(cfg.im_channels, cfg.image_size, cfg.image_size),
+            schedule=self.schedule,
+            prediction_type="epsilon",
+            model_config=cfg.to_dict(),
+            training={
+                "steps": self.step,
+                "ema": self.weights == "ema",
+                "checkpoint_sha256": self.checkpoint_sha256,
+                "data_fingerprint": self.data_fingerprint,
+            },
+            exporter={"torch": str(torch.__version__), "ddpm_export": __version__, **exporter},
+        )
+
+
+def load_source(path: str | Path, weights: str = "ema") -> ExportSource:
+    path = Path(path)
+    if weights not in WEIGHTS:
+        raise ExportError(f"--weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    checkpoint = load_checkpoint(path)  # TrainingError (a UserError) for missing, corrupt, unknown version
+    model_config, schedule = checkpoint_configs(path, checkpoint)
+    model = Unet(model_config)
+    try:
+        model.load_state_dict(checkpoint["ema" if weights == "ema" else "model"])
+    except RuntimeError as exc:
+        raise ExportError(f"{path}: weights do not fit the checkpoint's model config ({str(exc)[:120]})") from None
+    model.eval().requires_grad_(False)
+    return ExportSource(
+        path=path,
+        model=model,
+        model_config=model_config,
+        schedule=schedule,
+        weights=weights,
+        step=int(checkpoint["step"]),
+        checkpoint_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        data_fingerprint=checkpoint.get("data", {}).get("fingerprint"),
+    )
+
+
+def torch_eps_fn(model: torch.nn.Module):
+    from ddpm_training.torch_eps import numpy_eps_model
+
+    return numpy_eps_model(model, "cpu")

@@ -1,0 +1,75 @@
+"""The JSON document an exported model carries (ONNX ``metadata_props`` key ``ddpm``).
+
+It holds everything the runtime needs besides the network: image shape and value range, the noise
+schedule, what the network predicts, and where the weights came from. Written by ddpm-export,
+read here without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from .errors import UserError
+from .schedule import ScheduleConfig
+
+METADATA_KEY = "ddpm"
+METADATA_FORMAT_VERSION = 1
+PREDICTION_TYPES = ("epsilon",)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    channels: int
+    height: int
+    width: int
+    value_range: tuple[float, float] = (-1.0, 1.0)  # what x_0 means: pixel 0 -> -1, pixel 255 -> 1
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    image: ImageSpec
+    schedule: ScheduleConfig
+    prediction_type: str  # "epsilon": the network predicts the added noise (Ho et al. 2020)
+    model_config: dict  # the U-Net's UNetConfig as JSON, for provenance and re-export
+    training: dict  # steps, ema (bool), checkpoint_sha256, data_fingerprint
+    exporter: dict  # versions of torch, onnx, ddpm-export, and the opset
+    format_version: int = METADATA_FORMAT_VERSION
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["image"]["value_range"] = list(self.image.value_range)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model") -> ModelMetadata:
+        """Parse and validate; every problem is a UserError naming ``source``."""
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{source}: '{METADATA_KEY}' metadata is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: '{METADATA_KEY}' metadata must be a JSON object")
+        version = data.get("format_version")
+        if version != METADATA_FORMAT_VERSION:
+            raise UserError(
+                f"{source}: metadata format version {version!r} is not supported (this runtime reads "
+                f"{METADATA_FORMAT_VERSION})"
+            )
+        try:
+            image = data["image"]
+            spec = ImageSpec(int(image["channels"]), int(image["height"]), int(image["width"]),
+                             tuple(float(v) for v in image["value_range"]))
+            schedule = ScheduleConfig.from_dict(data["schedule"])
+            prediction = data["prediction_type"]
+            result = cls(spec, schedule, prediction, dict(data["model_config"]), dict(data["training"]),
+                         dict(data["exporter"]), version)
+        except UserError as exc:
+            raise UserError(f"{source}: bad metadata: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{source}: bad metadata: missing or malformed field {exc}") from None
+        if prediction not in PREDICTION_TYPES:
+            raise UserError(f"{source}: prediction type {prediction!r} is not supported ({', '.join(PREDICTION_TYPES)})")
+        if min(spec.channels, spec.height, spec.width) < 1 or len(spec.value_range) != 2:
+            raise UserError(f"{source}: bad metadata: image spec {spec}")
+        return result
