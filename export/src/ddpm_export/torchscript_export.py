@@ -30,7 +30,8 @@ def to_torchscript_bytes(source: ExportSource) -> bytes:
     except Exception as exc:
         raise ExportError(f"{source.path}: TorchScript trace failed ({type(exc).__name__}: {str(exc)[:200]})") from None
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: metadata.to_json()})
+    with quiet_exporter():  # torch 2.13 marks torch.jit.save deprecated; TorchScript is still what libtorch loads
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: metadata.to_json()})
     return buffer.getvalue()
 
 
