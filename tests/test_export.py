@@ -107,7 +107,7 @@ def test_metadata_round_trip(tiny_onnx, tiny_trained, tmp_path):
     assert meta.image.value_range == (-1.0, 1.0) and meta.prediction_type == "epsilon"
     assert meta.training["steps"] == 3 and meta.training["ema"] is True
     assert meta.training["checkpoint_sha256"] == hashlib.sha256(tiny_trained.read_bytes()).hexdigest()
-    assert meta.exporter["opset"] == 18 and meta.exporter["torch"] == str(torch.__version__)
+    assert meta.exporter["opset"] == 23 and meta.exporter["torch"] == str(torch.__version__)
     assert ModelMetadata.from_json(meta.to_json()) == meta
 
     from ddpm_export.source import load_source
@@ -197,3 +197,15 @@ def test_bad_inputs_exit_2_without_files(capsys, tiny_trained, tmp_path):
     (tmp_path / "file").write_text("x")
     expect("cannot be written", "export-onnx", tiny_trained, "-o", tmp_path / "file" / "m.onnx")
     assert not out.exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_opset_18_for_older_runtimes_and_no_check(capsys, tiny_trained, tmp_path):
+    out = tmp_path / "m18.onnx"
+    result = run_ddpm(capsys, "export-onnx", tiny_trained, "-o", out, "--opset", "18")
+    assert result.code == 0, result.err
+    model = onnx.load(out)
+    assert {o.domain or "ai.onnx": o.version for o in model.opset_import}["ai.onnx"] == 18
+    assert "Attention" not in {n.op_type for n in model.graph.node}  # decomposed at opset 18
+    result = run_ddpm(capsys, "export-onnx", tiny_trained, "-o", tmp_path / "unchecked.onnx", "--no-check")
+    assert result.code == 0 and "parity check skipped" in result.out
+    assert (tmp_path / "unchecked.onnx").is_file()

@@ -17,7 +17,11 @@ from .errors import ExportError, ParityError
 from .parity import ParityReport, check_parity
 from .source import ExportSource, torch_eps_fn
 
-DEFAULT_OPSET = 18  # the lowest opset torch's dynamo exporter targets; ONNX Runtime >= 1.14 runs it
+# Opset 23 has the standard Attention and GroupNormalization ops, which torch's exporter emits for
+# scaled_dot_product_attention and group_norm. ONNX Runtime runs them with fused kernels: a seed-small
+# forward at batch 64 takes 0.49 s on 2 cores against 1.21 s for opset 18's MatMul/Softmax/MatMul,
+# which ORT does not fuse. --opset 18 remains for older runtimes (ONNX Runtime < 1.23).
+DEFAULT_OPSET = 23
 INPUT_NAMES = ("x", "t")
 OUTPUT_NAME = "eps"
 
