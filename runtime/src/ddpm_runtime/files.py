@@ -25,7 +25,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise UserError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; the result should look like any other file
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should look like any other file
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -38,7 +38,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     _fsync_dir(path.parent)
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

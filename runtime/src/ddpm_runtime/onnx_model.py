@@ -1,0 +1,127 @@
+"""Open an exported model in ONNX Runtime, check it against its ``ddpm`` metadata, and call it.
+
+``OnnxEpsModel(x, t)`` has the eps-model calling convention of the samplers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .external_data import WireError, external_data_locations
+from .metadata import METADATA_KEY, ModelMetadata
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass
+class OnnxEpsModel:
+    path: Path
+    metadata: ModelMetadata
+    provider: str  # the execution provider ONNX Runtime actually uses
+    session: object
+
+    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return self.session.run(["eps"], {"x": np.ascontiguousarray(x, np.float32),
+                                          "t": np.ascontiguousarray(t, np.float32)})[0]
+
+
+def read_model_bytes(path: str | os.PathLike) -> bytes:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def check_external_data(path: Path, model_bytes: bytes) -> None:
+    try:
+        locations = external_data_locations(model_bytes)
+    except WireError as exc:
+        raise UserError(f"{path}: not an ONNX model (cannot parse: {exc})") from None
+    folder = path.resolve().parent
+    for location in locations:
+        target = (folder / location).resolve()
+        if os.path.isabs(location) or (target != folder and folder not in target.parents):
+            raise UserError(f"{path}: external data path {location!r} leaves the model's folder; refusing to load")
+
+
+def choose_providers(device: str, available: list[str]) -> list[str]:
+    if device not in DEVICES:
+        raise UserError(f"unknown --device {device!r} (choose {', '.join(DEVICES)})")
+    if device == "cuda":
+        if CUDA not in available:
+            raise UserError(
+                "--device cuda: this ONNX Runtime has no CUDAExecutionProvider "
+                f"(available: {', '.join(available)}); install onnxruntime-gpu instead of onnxruntime"
+            )
+        return [CUDA, CPU]
+    if device == "auto" and CUDA in available:
+        return [CUDA, CPU]
+    return [CPU]
+
+
+def load_onnx_model(path: str | os.PathLike, device: str = "auto", threads: int | None = None) -> OnnxEpsModel:
+    """Open, validate and return the model; every problem with the file is a one-line UserError."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    model_bytes = read_model_bytes(path)
+    check_external_data(path, model_bytes)
+    providers = choose_providers(device, ort.get_available_providers())
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be at least 1, got {threads}")
+        options.intra_op_num_threads = threads
+    try:
+        # From the path, so ONNX Runtime resolves (already checked) external data next to the model.
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # ORT raises several pybind types (InvalidProtobuf, Fail, ...)
+        reason = " ".join(str(exc).split())[:200]
+        raise UserError(f"{path}: not a loadable ONNX model ({reason})") from None
+    if device == "cuda" and session.get_providers()[0] != CUDA:
+        # ORT falls back to CPU when the CUDA libraries are missing; with --device cuda that is an error.
+        raise UserError(f"--device cuda: ONNX Runtime could not start the CUDA provider for {path} "
+                        "(check the CUDA and cuDNN libraries onnxruntime-gpu needs)")
+    metadata = read_metadata(path, session)
+    check_signature(path, session, metadata)
+    return OnnxEpsModel(path, metadata, session.get_providers()[0], session)
+
+
+def read_metadata(path: Path, session) -> ModelMetadata:
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise UserError(f"{path}: ONNX model has no '{METADATA_KEY}' metadata (export it with `ddpm export-onnx`)")
+    return ModelMetadata.from_json(props[METADATA_KEY], str(path))
+
+
+def check_signature(path: Path, session, metadata: ModelMetadata) -> None:
+    """Inputs x [batch, C, H, W] and t [batch] (float), output eps, with C, H, W from the metadata."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    image = metadata.image
+    problems = []
+    if set(inputs) != {"x", "t"}:
+        problems.append(f"inputs are {sorted(inputs)}, expected ['t', 'x']")
+    else:
+        x, t = inputs["x"], inputs["t"]
+        if x.type != "tensor(float)" or t.type != "tensor(float)":
+            problems.append(f"input types are x {x.type}, t {t.type}, expected tensor(float)")
+        if len(x.shape) != 4 or [d for d in x.shape[1:]] != [image.channels, image.height, image.width]:
+            problems.append(f"input x has shape {x.shape}, metadata says [batch, {image.channels}, {image.height}, {image.width}]")
+        if len(t.shape) != 1:
+            problems.append(f"input t has shape {t.shape}, expected [batch]")
+    if outputs != ["eps"]:
+        problems.append(f"outputs are {outputs}, expected ['eps']")
+    if problems:
+        raise UserError(f"{path}: model does not match its metadata: {'; '.join(problems)}")
