@@ -9,44 +9,11 @@ import pytest
 import torch
 from ddpm_runtime.metadata import METADATA_KEY, ModelMetadata
 from ddpm_runtime.schedule import ScheduleConfig
-from ddpm_training.checkpoint import load_checkpoint, save_checkpoint
-from ddpm_training.config import preset
-from ddpm_training.data import ImageData
-from ddpm_training.train_config import TrainConfig
-from ddpm_training.trainer import Trainer
+from ddpm_training.checkpoint import load_checkpoint
 from ddpm_training.unet import Unet
 
 from cli_helpers import error_lines, run_ddpm
-from conftest import make_images
-
-
-def make_checkpoint(path, preset_name: str, size: int, steps: int) -> None:
-    """A real checkpoint from the Trainer: random weights (steps=0) or trained a few steps."""
-    images = make_images(32, size)[..., None]
-    data = ImageData(images, None, "generated")
-    config = preset(preset_name).with_image(1, size)
-    trainer = Trainer(config, ScheduleConfig(), TrainConfig(batch_size=8, lr=1e-3, ema_decay=0.9), data)
-    for _ in range(steps):
-        trainer.train_step()
-    save_checkpoint(path, trainer.state_dict())
-
-
-@pytest.fixture(scope="session")
-def tiny_trained(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    make_checkpoint(path, "tiny", 12, steps=3)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory, tiny_trained):
-    from ddpm_export.onnx_export import export_onnx
-    from ddpm_export.source import load_source
-
-    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    result = export_onnx(load_source(tiny_trained), out)
-    assert result.report.passed
-    return out
+from conftest import make_checkpoint
 
 
 def eager(checkpoint_path, weights="ema"):

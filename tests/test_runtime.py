@@ -1,0 +1,178 @@
+"""ddpm-run: the whole trajectory against torch, the files it writes, and its refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from ddpm_runtime.cli import main as ddpm_run_main
+from ddpm_runtime.onnx_model import load_onnx_model
+from ddpm_runtime.samplers import sample_ddim
+from ddpm_runtime.schedule import NoiseSchedule
+from ddpm_runtime.timesteps import spaced_timesteps
+from ddpm_training.checkpoint import load_checkpoint
+from ddpm_training.config import UNetConfig
+from ddpm_training.data import load_images
+from ddpm_training.unet import Unet
+
+import torch_reference_samplers as ref
+from cli_helpers import Result, error_lines
+
+
+def run(capsys, *args) -> Result:
+    capsys.readouterr()
+    try:
+        ddpm_run_main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def test_whole_trajectory_torch_reference_vs_onnx_numpy(tiny_onnx, tiny_trained):
+    """torch model + torch DDIM against ONNX Runtime + NumPy DDIM: 50 steps, eta 0, same x_T."""
+    ckpt = load_checkpoint(tiny_trained)
+    model = Unet(UNetConfig.from_dict(ckpt["model_config"])).eval()
+    model.load_state_dict(ckpt["ema"])
+    schedule = NoiseSchedule.from_config()
+    timesteps = spaced_timesteps(1000, 50)
+    x_T = np.random.default_rng(0).standard_normal((4, 1, 12, 12))
+    expected = ref.sample_ddim_torch(model, torch.tensor(x_T), torch.tensor(schedule.alpha_bars), timesteps).numpy()
+    got = sample_ddim(load_onnx_model(tiny_onnx, "cpu"), x_T, schedule, timesteps)
+    assert np.abs(got - expected).max() <= 1e-3
+
+
+def test_sample_writes_images_npz_csv(capsys, tiny_onnx, tmp_path):
+    out = tmp_path / "out"
+    result = run(capsys, "sample", tiny_onnx, "-n", "5", "--batch-size", "2", "--sampler", "ddim", "--steps", "4",
+                 "--seed", "3", "--out", out, "--csv")
+    assert result.code == 0, result.err
+    assert "CPUExecutionProvider" in result.err and str(out / "grid.png") in result.out
+    images = np.load(out / "samples.npz")["arr_0"]
+    assert images.shape == (5, 12, 12, 1) and images.dtype == np.uint8
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"{i:06d}.png" for i in range(5)]
+    from PIL import Image
+
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "images" / "000003.png")), images[3, :, :, 0])
+    grid = np.asarray(Image.open(out / "grid.png"))
+    assert grid.shape == (2 + 2 * 14, 2 + 3 * 14)  # 3 columns x 2 rows of 12px images, 2px padding
+    # The seed's CSV format, read back by the training reader.
+    np.testing.assert_array_equal(load_images(out / "samples.csv").images, images)
+    assert images.std() > 0  # not a constant image
+
+
+def test_same_seed_same_images_whatever_the_batch_size(capsys, tiny_onnx, tmp_path):
+    common = ["-n", "4", "--sampler", "ddpm", "--steps", "5", "--seed", "9"]
+    assert run(capsys, "sample", tiny_onnx, *common, "--batch-size", "4", "--out", tmp_path / "a").code == 0
+    assert run(capsys, "sample", tiny_onnx, *common, "--batch-size", "3", "--out", tmp_path / "b").code == 0
+    assert run(capsys, "sample", tiny_onnx, *common, "--batch-size", "4", "--seed", "10", "--out", tmp_path / "c").code == 0
+    a, b, c = (np.load(tmp_path / d / "samples.npz")["arr_0"] for d in "abc")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("sampler,extra", [("dpm-solver++", []), ("ddim", ["--eta", "1"]), ("ddpm", ["--ddpm-clipped-mean"])])
+def test_every_sampler_runs(capsys, tiny_onnx, tmp_path, sampler, extra):
+    result = run(capsys, "sample", tiny_onnx, "-n", "2", "--steps", "3", "--sampler", sampler, *extra, "--out", tmp_path / "o")
+    assert result.code == 0, result.err
+
+
+def test_info(capsys, tiny_onnx):
+    result = run(capsys, "info", tiny_onnx)
+    assert result.code == 0 and "1x12x12" in result.out and "T=1000" in result.out and "EMA" in result.out
+    data = json.loads(run(capsys, "info", tiny_onnx, "--json").out)
+    assert data["format_version"] == 1 and data["schedule"]["num_timesteps"] == 1000
+
+
+# ---- refusals: one line, exit 2, no output folder
+
+
+def expect_error(capsys, fragment, *args, out=None):
+    result = run(capsys, *args)
+    assert result.code == 2, (result.code, result.err)
+    assert "Traceback" not in result.err
+    errors = error_lines(result)
+    assert len(errors) == 1 and fragment in errors[0], result.err
+    if out is not None:
+        assert not out.exists()
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def rewrite(source, target, edit):
+    model = onnx.load(source)
+    edit(model)
+    onnx.save(model, target)
+    return target
+
+
+def set_meta(model, change):
+    props = {p.key: p.value for p in model.metadata_props}
+    data = json.loads(props["ddpm"])
+    change(data)
+    del model.metadata_props[:]
+    model.metadata_props.add(key="ddpm", value=json.dumps(data))
+
+
+def test_bad_models(capsys, tiny_onnx, tmp_path):
+    out = tmp_path / "out"
+    (tmp_path / "text.onnx").write_text("this is not a model")
+    expect_error(capsys, "not", "sample", tmp_path / "text.onnx", "--out", out, out=out)
+    expect_error(capsys, "no such model file", "sample", tmp_path / "missing.onnx", "--out", out, out=out)
+    no_meta = rewrite(tiny_onnx, tmp_path / "nometa.onnx", lambda m: m.metadata_props.__delitem__(slice(None)))
+    expect_error(capsys, "no 'ddpm' metadata", "sample", no_meta, "--out", out, out=out)
+    future = rewrite(tiny_onnx, tmp_path / "future.onnx", lambda m: set_meta(m, lambda d: d.update(format_version=2)))
+    expect_error(capsys, "format version 2", "info", future)
+    rgb = rewrite(tiny_onnx, tmp_path / "rgb.onnx", lambda m: set_meta(m, lambda d: d["image"].update(channels=3)))
+    expect_error(capsys, "does not match its metadata", "sample", rgb, "--out", out, out=out)
+
+
+def test_external_data_outside_the_model_folder_is_refused(capsys, tiny_onnx, tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\0" * 4096)
+    folder = tmp_path / "models"
+    folder.mkdir()
+
+    def point_outside(model):
+        tensor = model.graph.initializer[0]
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        tensor.external_data.add(key="location", value="../secret.bin")
+
+    evil = rewrite(tiny_onnx, folder / "evil.onnx", point_outside)
+    expect_error(capsys, "leaves the model's folder", "info", evil)
+
+
+def test_bad_options(capsys, tiny_onnx, tmp_path):
+    out = tmp_path / "out"
+    expect_error(capsys, "between 1 and T=1000", "sample", tiny_onnx, "--steps", "1001", "--out", out, out=out)
+    expect_error(capsys, "between 1 and T=1000", "sample", tiny_onnx, "--steps", "0", "--out", out, out=out)
+    expect_error(capsys, "at least 1", "sample", tiny_onnx, "-n", "0", "--out", out, out=out)
+    expect_error(capsys, "ddim sampler only", "sample", tiny_onnx, "--sampler", "ddpm", "--eta", "0.5", "--out", out, out=out)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    expect_error(capsys, "cannot be written", "sample", tiny_onnx, "--out", blocker / "out")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    expect_error(capsys, "not empty", "sample", tiny_onnx, "--out", tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_cuda_without_a_cuda_provider_is_an_error_not_a_fallback(capsys, tiny_onnx, tmp_path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA; the refusal cannot be shown here")
+    expect_error(capsys, "no CUDAExecutionProvider", "sample", tiny_onnx, "--device", "cuda", "--out", tmp_path / "o",
+                 out=tmp_path / "o")
+
+
+def test_overwrite_replaces_a_previous_run(capsys, tiny_onnx, tmp_path):
+    out = tmp_path / "out"
+    assert run(capsys, "sample", tiny_onnx, "-n", "1", "--steps", "2", "--out", out, "--csv").code == 0
+    assert run(capsys, "sample", tiny_onnx, "-n", "2", "--steps", "2", "--out", out, "--overwrite").code == 0
+    assert np.load(out / "samples.npz")["arr_0"].shape[0] == 2
+    assert not (out / "samples.csv").exists()  # nothing left over from the previous run

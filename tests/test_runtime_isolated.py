@@ -1,0 +1,51 @@
+"""The runtime on a machine without PyTorch: a separate venv with only ./runtime installed samples
+from a model the export step wrote, and its images are checked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(os.environ.get("DDPM_RUNTIME_VENV", ROOT / ".venv-runtime"))
+
+
+def runtime_venv() -> Path:
+    """Create (once) a venv with ./runtime and its dependencies only; reinstall ./runtime every run."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(ROOT / "runtime")], check=True)
+    else:
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
+                        str(ROOT / "runtime")], check=True)
+    return VENV
+
+
+@pytest.mark.slow
+def test_ddpm_run_samples_without_torch(tiny_onnx, tmp_path):
+    venv = runtime_venv()
+    no_torch = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True)
+    assert no_torch.returncode != 0, "torch must not be importable in the runtime-only venv"
+
+    out = tmp_path / "isolated"
+    proc = subprocess.run([str(venv / "bin" / "ddpm-run"), "sample", str(tiny_onnx), "-n", "6", "--sampler", "ddim",
+                           "--steps", "10", "--seed", "1", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    images = np.load(out / "samples.npz")["arr_0"]
+    assert images.shape == (6, 12, 12, 1) and images.dtype == np.uint8
+    assert (out / "grid.png").is_file() and len(list((out / "images").glob("*.png"))) == 6
+    assert images.std() > 0
+
+    # The same images as the runtime in this (torch) environment computes in-process.
+    from ddpm_runtime.generate import SamplingSettings, generate
+    from ddpm_runtime.onnx_model import load_onnx_model
+
+    model = load_onnx_model(tiny_onnx, "cpu")
+    expected = generate(model, model.metadata, SamplingSettings(6, 64, "ddim", 10, 0.0, 1))
+    assert np.abs(images.astype(int) - expected.astype(int)).max() <= 1  # ORT builds may round differently
