@@ -1,20 +1,25 @@
 # Two commands set up a fresh machine and do everything:
-#   make demo   - installs, then trains the seed's U-Net on Fashion-MNIST for a few minutes
+#   make demo   - installs, trains the seed's U-Net on Fashion-MNIST for a few minutes, exports it to
+#                 ONNX (parity gate), and samples from it with ddpm-run in a torch-free venv
 #   make test   - installs, then runs the test suite (what CI runs, through .ci/run)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The runtime-only environment: ./runtime and its dependencies, no torch (what users of ddpm-run have).
+RT_VENV  ?= .venv-runtime
+RT_STAMP := $(RT_VENV)/.installed
 # The CPU build of PyTorch that pip finds on these machines. A looser spec would pull the newest
 # multi-GB CUDA build from PyPI; the packages' own metadata stays loose (torch>=2.1) for users.
 TORCH_PIN ?= torch==2.13.0
 
 DATA         ?= /usr/share/datasets/fashion-mnist
 DEMO_MINUTES ?= 5
-DEMO_OUT     ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+DEMO_TIME    := $(shell date +%Y%m%d-%H%M%S)
+DEMO_OUT     ?= runs/demo-$(DEMO_TIME)
 
-.PHONY: install test demo bench clean
+.PHONY: install install-runtime test demo bench clean
 
 install: $(STAMP)
 
@@ -31,13 +36,26 @@ $(DATA):
 	@echo "Fashion-MNIST not found at $(DATA); installing Debian's dataset-fashion-mnist"
 	apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
 
-demo: install $(DATA)
+$(RT_STAMP): runtime/pyproject.toml $(wildcard runtime/src/ddpm_runtime/*.py runtime/src/ddpm_runtime/*/*.py)
+	$(PYTHON) -m venv $(RT_VENV)
+	$(RT_VENV)/bin/python -m pip install --quiet ./runtime
+	$(RT_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall ./runtime
+	touch $(RT_STAMP)
+
+install-runtime: $(RT_STAMP)
+
+demo: install install-runtime $(DATA)
 	$(VENV)/bin/ddpm train $(DATA) --preset seed-small --max-minutes $(DEMO_MINUTES) \
 		--checkpoint-every 50 --out $(DEMO_OUT)
-	@echo "sample grids: $(DEMO_OUT)/samples/   loss curve: $(DEMO_OUT)/loss.png"
+	$(VENV)/bin/ddpm export-onnx $(DEMO_OUT)/checkpoint.pt -o $(DEMO_OUT)/model.onnx
+	$(RT_VENV)/bin/ddpm-run sample $(DEMO_OUT)/model.onnx -n 64 --sampler dpm-solver++ --steps 20 \
+		--out $(DEMO_OUT)/samples-onnx
+	@echo "training grids: $(DEMO_OUT)/samples/   loss curve: $(DEMO_OUT)/loss.png"
+	@echo "grid from the torch-free runtime: $(DEMO_OUT)/samples-onnx/grid.png"
 
 bench: install $(DATA)
 	$(PY) bench/train_throughput.py --bf16
+	$(PY) bench/sample_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(RT_VENV) .pytest_cache
