@@ -1,4 +1,4 @@
-"""Run the ``ddpm`` CLI in-process, as a user would call it, and capture exit code and output."""
+"""Run the ``ddpm`` and ``ddpm-run`` CLIs in-process, as a user would call them, capturing exit code and output."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ class Result:
     err: str
 
 
-def run_ddpm(capsys, *args) -> Result:
-    from ddpm_training.cli import main
-
+def run_main(capsys, main, *args) -> Result:
     capsys.readouterr()
     try:
         main([str(a) for a in args])
@@ -23,6 +21,18 @@ def run_ddpm(capsys, *args) -> Result:
         code = exc.code if isinstance(exc.code, int) else 1
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
+
+
+def run_ddpm(capsys, *args) -> Result:
+    from ddpm_training.cli import main
+
+    return run_main(capsys, main, *args)
+
+
+def run_ddpm_run(capsys, *args) -> Result:
+    from ddpm_runtime.cli import main
+
+    return run_main(capsys, main, *args)
 
 
 def error_lines(result: Result) -> list[str]:

@@ -8,7 +8,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from ddpm_runtime.cli import main as ddpm_run_main
 from ddpm_runtime.onnx_model import load_onnx_model
 from ddpm_runtime.samplers import sample_ddim
 from ddpm_runtime.schedule import NoiseSchedule
@@ -19,18 +18,10 @@ from ddpm_training.data import load_images
 from ddpm_training.unet import Unet
 
 import torch_reference_samplers as ref
-from cli_helpers import Result, error_lines
+from cli_helpers import error_lines, run_ddpm_run
 
 
-def run(capsys, *args) -> Result:
-    capsys.readouterr()
-    try:
-        ddpm_run_main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return Result(code, captured.out, captured.err)
+run = run_ddpm_run
 
 
 def test_whole_trajectory_torch_reference_vs_onnx_numpy(tiny_onnx, tiny_trained):

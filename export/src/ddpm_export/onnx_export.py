@@ -96,31 +96,48 @@ def onnx_eps_fn(model_bytes: bytes):
     return eps
 
 
+def prepare_output(out: str | os.PathLike, example_name: str) -> Path:
+    """Before exporting: the folder must be writable and ``out`` must not be a folder."""
+    from ddpm_runtime.files import ensure_writable_dir
+
+    out = Path(out)
+    ensure_writable_dir(out.parent)
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder; give a file name such as {out / example_name}")
+    return out
+
+
+def gate_and_write(source: ExportSource, candidate, model_bytes: bytes, out: Path, atol: float, check: bool,
+                   kind: str) -> ExportResult:
+    """Compare ``candidate`` (the exported model, as an eps callable) with eager PyTorch, then write
+    ``model_bytes`` atomically, or raise ParityError and write nothing."""
+    from ddpm_runtime.files import atomic_output
+
+    report = None
+    if check:
+        cfg = source.model_config
+        with quiet_exporter():
+            report = check_parity(torch_eps_fn(source.model), candidate(),
+                                  (cfg.im_channels, cfg.image_size, cfg.image_size), source.schedule.num_timesteps,
+                                  atol)
+        if not report.passed:
+            raise ParityError(f"{kind} model differs from PyTorch by {report.worst.max_abs:.2e} > {atol:g}; "
+                              f"nothing written to {out}", report)
+    with atomic_output(out) as handle:
+        handle.write(model_bytes)
+    return ExportResult(out, report, len(model_bytes))
+
+
 def export_onnx(source: ExportSource, out: str | os.PathLike, opset: int = DEFAULT_OPSET, atol: float = 1e-4,
                 check: bool = True) -> ExportResult:
     """Export, validate with onnx.checker (full_check), gate on parity, and only then write ``out``."""
     import onnx
 
-    from ddpm_runtime.files import atomic_output, ensure_writable_dir
-
-    out = Path(out)
-    ensure_writable_dir(out.parent)
-    if out.is_dir():
-        raise ExportError(f"{out}: is a folder; give a file name such as {out / 'model.onnx'}")
+    out = prepare_output(out, "model.onnx")
     proto = to_onnx_proto(source, opset)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"{source.path}: exported model fails onnx.checker ({' '.join(str(exc).split())[:200]})") from None
     model_bytes = proto.SerializeToString()
-    report = None
-    if check:
-        cfg = source.model_config
-        report = check_parity(torch_eps_fn(source.model), onnx_eps_fn(model_bytes),
-                              (cfg.im_channels, cfg.image_size, cfg.image_size), source.schedule.num_timesteps, atol)
-        if not report.passed:
-            raise ParityError(f"ONNX model differs from PyTorch by {report.worst.max_abs:.2e} > {atol:g}; "
-                              f"nothing written to {out}", report)
-    with atomic_output(out) as handle:
-        handle.write(model_bytes)
-    return ExportResult(out, report, len(model_bytes))
+    return gate_and_write(source, lambda: onnx_eps_fn(model_bytes), model_bytes, out, atol, check, "ONNX")

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
 import torch
 
-from .errors import ExportError, ParityError
-from .onnx_export import ExportResult, example_inputs, quiet_exporter
-from .parity import check_parity
+from .errors import ExportError
+from .onnx_export import ExportResult, example_inputs, gate_and_write, prepare_output, quiet_exporter
 from .source import ExportSource, torch_eps_fn
 
 EXTRA_FILE = "ddpm.json"
@@ -43,24 +41,8 @@ def load_torchscript(data: bytes | str | os.PathLike) -> tuple[torch.jit.ScriptM
 
 
 def export_torchscript(source: ExportSource, out: str | os.PathLike, atol: float = 1e-4, check: bool = True) -> ExportResult:
-    from ddpm_runtime.files import atomic_output, ensure_writable_dir
-
-    out = Path(out)
-    ensure_writable_dir(out.parent)
-    if out.is_dir():
-        raise ExportError(f"{out}: is a folder; give a file name such as {out / 'model.pt'}")
+    out = prepare_output(out, "model.pt")
     data = to_torchscript_bytes(source)
-    report = None
-    if check:
-        module, _ = load_torchscript(data)  # check what will be written, reloaded
-        cfg = source.model_config
-        with quiet_exporter():
-            report = check_parity(torch_eps_fn(source.model), torch_eps_fn(module),
-                                  (cfg.im_channels, cfg.image_size, cfg.image_size), source.schedule.num_timesteps,
-                                  atol)
-        if not report.passed:
-            raise ParityError(f"TorchScript model differs from eager PyTorch by {report.worst.max_abs:.2e} > {atol:g}; "
-                              f"nothing written to {out}", report)
-    with atomic_output(out) as handle:
-        handle.write(data)
-    return ExportResult(out, report, len(data))
+    # The gate checks what will be written: the archive reloaded from its bytes.
+    return gate_and_write(source, lambda: torch_eps_fn(load_torchscript(data)[0]), data, out, atol, check,
+                          "TorchScript")

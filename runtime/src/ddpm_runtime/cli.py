@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .errors import UserError
+from .cli_main import run_cli
 from .generate import DEFAULT_STEPS, SamplingSettings
 from .samplers import SAMPLERS
 
@@ -97,21 +97,7 @@ def info_command(model, as_json) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        code = cli.main(args=argv, prog_name="ddpm-run", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    if isinstance(code, int) and code != 0:
-        sys.exit(code)
+    run_cli(cli, argv, "ddpm-run")
 
 
 if __name__ == "__main__":

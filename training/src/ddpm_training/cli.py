@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 from click.core import ParameterSource
-from ddpm_runtime.errors import UserError
+from ddpm_runtime.cli_main import run_cli
 
 from .config import PRESETS
 from .train_config import TrainConfig
@@ -164,22 +164,7 @@ class _Progress:
 
 def main(argv: list[str] | None = None) -> None:
     _load_plugins(cli)
-    try:
-        # Without standalone mode click returns the code of ctx.exit(...) instead of exiting.
-        code = cli.main(args=argv, prog_name="ddpm", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    if isinstance(code, int) and code != 0:
-        sys.exit(code)
+    run_cli(cli, argv, "ddpm")
 
 
 if __name__ == "__main__":
