@@ -29,7 +29,7 @@ $(STAMP): runtime/pyproject.toml training/pyproject.toml export/pyproject.toml
 	$(PY) -m pip install --quiet -e ./runtime -e "./training[test]" -e ./export
 	touch $(STAMP)
 
-test: install
+test: install $(DATA)
 	$(PY) -m pytest -q
 
 $(DATA):

@@ -119,6 +119,48 @@ def train_command(ctx: click.Context, data, preset, out, resume, limit, device, 
             click.echo(f"samples: {summary.last_samples}")
 
 
+@cli.command("eval")
+@click.argument("samples", type=click.Path(path_type=Path))
+@click.option("--real", "real", type=click.Path(path_type=Path), required=True,
+              help="Labelled real data, in any format `ddpm train` reads (its labels train the feature classifier).")
+@click.option("--k", type=int, default=3, show_default=True, help="Neighbourhood size for precision and recall.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the classifier and of the real subsets.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Where trained classifiers are kept.  [default: $DDPM_ONNX_CACHE or ~/.cache/ddpm-onnx]")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
+    """Measure SAMPLES (samples.npz, a PNG folder, or the seed's CSV) against labelled real data.
+
+    FID in the feature space of a LeNet classifier trained on the real data (cached by the data's
+    fingerprint), with the real-vs-real floor for the same number of images, precision and recall
+    (Kynkäänniemi et al. 2019) and the class histogram of the samples.
+    """
+    import json
+
+    from .data import load_images
+    from .evaluation import evaluate, feature_classifier
+
+    sample_data, real_data = load_images(samples), load_images(real)
+    classifier = feature_classifier(
+        real_data, cache_dir, seed,
+        on_epoch=lambda e, acc: click.echo(f"training feature classifier: epoch {e}, held-out accuracy {acc:.1%}", err=True),
+    )
+    report = evaluate(sample_data, real_data, classifier, seed=seed, k=k)
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), "samples": str(samples), "real": str(real),
+                               "classifier_cache": str(classifier.cache_path)}, indent=2))
+        return
+    origin = "cached" if classifier.from_cache else "trained now"
+    click.echo(f"samples:    {report.num_samples} images from {samples}")
+    click.echo(f"real:       {real_data.num_images} images from {real}; reference statistics from {report.num_reference}")
+    click.echo(f"features:   LeNet ({origin}: {classifier.cache_path}), held-out accuracy {report.classifier_accuracy:.1%}")
+    click.echo(f"FID:        {report.fid:.3f}   (floor, {report.num_samples} real vs the same reference: {report.fid_floor:.3f})")
+    click.echo(f"precision:  {report.precision:.3f}   recall: {report.recall:.3f}   "
+               f"(k={report.k}; real vs real: {report.floor_precision:.3f} / {report.floor_recall:.3f})")
+    click.echo("classes:    " + "  ".join(f"{i}:{100 * s:.0f}%" for i, s in enumerate(report.sample_classes))
+               + "   (samples; real: " + " ".join(f"{100 * s:.0f}" for s in report.real_classes) + ")")
+
+
 class _Progress:
     """tqdm bar over optimiser steps (main process only), and a Ctrl-C that stops after the current step."""
 

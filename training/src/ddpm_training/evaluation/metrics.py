@@ -1,0 +1,61 @@
+"""Sample-quality metrics in a feature space, pure NumPy (float64).
+
+- Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017, eq. 6):
+  ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)).
+- Improved precision and recall (Kynkäänniemi et al. 2019, eq. 1-3): each set's manifold is the
+  union of balls around its points with radius the distance to the k-th nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) is computed as Tr((S1^(1/2) S2 S1^(1/2))^(1/2)), which has the same eigenvalues
+    and stays symmetric positive semi-definite, so no complex parts or scipy are needed."""
+    root1 = _sqrtm_psd(sigma1)
+    cross = _sqrtm_psd(root1 @ sigma2 @ root1)
+    diff = mu1 - mu2
+    return float(max(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(cross), 0.0))
+
+
+def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    return frechet_distance(*gaussian_stats(features_a), *gaussian_stats(features_b))
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.clip(squared, 0.0, None))
+
+
+def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each point to its k-th nearest other point of the same set."""
+    distances = _pairwise(features, features)
+    return np.sort(distances, axis=1)[:, k]  # column 0 is the point itself
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """precision: share of fake points inside the real manifold; recall: share of real points inside the fake one."""
+    real_radii, fake_radii = knn_radii(real, k), knn_radii(fake, k)
+    cross = _pairwise(fake, real)  # (n_fake, n_real)
+    precision = float(np.mean((cross <= real_radii[None, :]).any(axis=1)))
+    recall = float(np.mean((cross.T <= fake_radii[None, :]).any(axis=1)))
+    return precision, recall
+
+
+def class_histogram(predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Share of samples per predicted class (mode collapse shows as a few large bins)."""
+    counts = np.bincount(np.asarray(predictions, np.int64), minlength=num_classes)
+    return counts / max(counts.sum(), 1)
