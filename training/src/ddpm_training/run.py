@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch.distributed
 from ddpm_runtime.errors import UserError
 from ddpm_runtime.schedule import ScheduleConfig
 
@@ -105,6 +106,11 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
             last_samples.append(folder.write(t))
 
     reason = fit(trainer, callbacks.on_log, callbacks.on_step, on_checkpoint, callbacks.should_stop)
+    if info.enabled:
+        # Rank 0 may still be writing the last checkpoint and sample grid; a rank that tears down the
+        # process group before the others finish aborts in gloo ("terminate called without an active
+        # exception"). Only on this normal path: after an error a barrier could wait forever.
+        torch.distributed.barrier()
     return RunSummary(folder.folder, trainer.step, reason, last_samples[-1] if last_samples else None, info)
 
 
