@@ -184,3 +184,12 @@ def test_rgb_32x32_data_trains(capsys, tmp_path):
     assert result.code == 0, result.err
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert ckpt["model_config"]["im_channels"] == 3 and ckpt["model_config"]["image_size"] == 16
+
+
+def test_resume_keeps_the_runs_limit(capsys, idx_dir, tmp_path):
+    out = tmp_path / "run"
+    assert train(capsys, idx_dir, out, "--limit", "40", "--max-steps", "2").code == 0
+    result = run_ddpm(capsys, "train", idx_dir, "--resume", out / "checkpoint.pt", "--max-steps", "4")
+    assert result.code == 0, result.err
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["step"] == 4 and ckpt["data"]["num_images"] == 40 and ckpt["data"]["limit"] == 40

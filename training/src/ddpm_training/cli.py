@@ -78,7 +78,7 @@ def train_options(func):
                    "or the resumed checkpoint's folder]")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the run saved in this checkpoint, exactly where it stopped.")
-@click.option("--limit", type=int, default=None, help="Use only the first N images (the seed's num_datapoints).")
+@click.option("--limit", type=int, default=None, help="Use only the first N images (the seed's num_datapoints); --resume keeps the run's.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               help="auto picks CUDA when PyTorch sees a GPU.")
 @click.option("--schedule", "kind", type=click.Choice(["linear", "cosine"]), default=None,

@@ -74,7 +74,10 @@ def run_training(request: TrainRequest, callbacks: Callbacks | None = None) -> R
 
 def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) -> RunSummary:
     checkpoint = load_checkpoint(request.resume) if request.resume else None
-    data = load_images(request.data, request.limit)
+    limit = request.limit
+    if limit is None and checkpoint is not None:
+        limit = checkpoint.get("data", {}).get("limit")  # a resumed run keeps its --limit unless told otherwise
+    data = load_images(request.data, limit)
     if checkpoint is not None:
         saved_model, saved_schedule = checkpoint_configs(request.resume, checkpoint)
         if request.preset is not None:
@@ -94,6 +97,7 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     # instead of rank 0 exiting and the others dying on a broken process group.
     folder.prepare(resuming=checkpoint is not None)
     trainer = Trainer(model_config, schedule_config, train_config, data, device, info)
+    trainer.data_info["limit"] = limit
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, source=str(request.resume))
     if callbacks.on_start is not None:
