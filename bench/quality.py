@@ -6,10 +6,11 @@ times that, writes a PNG grid of the first 64 images, and measures the images wi
 library against the labelled real data. Prints a Markdown table.
 
     python bench/quality.py MODEL.onnx --real /usr/share/datasets/fashion-mnist --out bench/quality-out \
-        --rows ddim:10,ddim:20,ddim:50,ddim:100,dpm-solver++:10,dpm-solver++:20,ddpm:1000
+        --rows ddim:10,ddim:20,ddim:50,ddim:100,dpm-solver++:10,dpm-solver++:20,ddpm:1000 --label my-model
 
 ``--num-images`` applies to every row; ``ddpm:1000@250`` gives one row its own image count (each row
-reports the floor for its own n, since FID depends on n).
+reports the floor for its own n, since FID depends on n). Outputs are named after ``--label``
+(``table-LABEL.md``, ``grid-LABEL-SAMPLER-STEPS.png``), so two models' tables concatenate into one.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default=None,
+                        help="name of the model in the table's first column (default: the file's folder)")
     args = parser.parse_args()
 
     out = ensure_writable_dir(args.out)
+    label = args.label or args.model.resolve().parent.name
     model = load_onnx_model(args.model, "cpu")
     real = load_images(args.real)
     classifier = feature_classifier(real)
@@ -58,24 +62,24 @@ def main() -> None:
         f"{'EMA' if model.metadata.training.get('ema') else 'raw'} weights); real data `{args.real}`; "
         f"LeNet held-out accuracy {classifier.accuracy:.1%}",
         "",
-        "| sampler | steps | images | FID | floor | precision | recall | s/image | grid |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | sampler | steps | images | FID | floor | precision | recall | s/image | grid |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for sampler, steps, n in parse_rows(args.rows, args.num_images):
         settings = SamplingSettings(n, args.batch_size, sampler, steps, 0.0, args.seed)
         start = time.perf_counter()
         images = generate(model, model.metadata, settings)
         seconds = (time.perf_counter() - start) / n
-        grid_name = f"grid-{sampler}-{steps}.png"
+        grid_name = f"grid-{label}-{sampler}-{steps}.png"
         write_png(out / grid_name, make_grid(images[:64], ncols=8))
-        np.savez(out / f"samples-{sampler}-{steps}.npz", arr_0=images)
+        np.savez(out / f"samples-{label}-{sampler}-{steps}.npz", arr_0=images)
         report = evaluate(ImageData(images, None, f"{sampler}:{steps}"), real, classifier, seed=args.seed)
-        line = (f"| {sampler} | {steps} | {n} | {report.fid:.2f} | {report.fid_floor:.2f} | {report.precision:.3f} | "
-                f"{report.recall:.3f} | {seconds:.3f} | [{grid_name}]({grid_name}) |")
+        line = (f"| {label} | {sampler} | {steps} | {n} | {report.fid:.2f} | {report.fid_floor:.2f} | "
+                f"{report.precision:.3f} | {report.recall:.3f} | {seconds:.3f} | [{grid_name}]({grid_name}) |")
         lines.append(line)
         print(line, flush=True)
     table = "\n".join(lines) + "\n"
-    (out / "table.md").write_text(table)
+    (out / f"table-{label}.md").write_text(table)
     print("\n" + table)
 
 
