@@ -58,9 +58,11 @@ def main() -> None:
     real = load_images(args.real)
     classifier = feature_classifier(real)
     lines = [
-        f"model `{args.model}` ({model.metadata.training.get('steps')} training steps, "
-        f"{'EMA' if model.metadata.training.get('ema') else 'raw'} weights); real data `{args.real}`; "
-        f"LeNet held-out accuracy {classifier.accuracy:.1%}",
+        (
+            f"model `{args.model}` ({model.metadata.training.get('steps')} training steps, "
+            f"{'EMA' if model.metadata.training.get('ema') else 'raw'} weights); real data `{args.real}`; "
+            f"LeNet held-out accuracy {classifier.accuracy:.1%}"
+        ),
         "",
         "| model | sampler | steps | images | FID | floor | precision | recall | s/image | grid |",
         "|---|---|---|---|---|---|---|---|---|---|",
