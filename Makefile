@@ -13,6 +13,8 @@ RT_STAMP := $(RT_VENV)/.installed
 # The CPU build of PyTorch that pip finds on these machines. A looser spec would pull the newest
 # multi-GB CUDA build from PyPI; the packages' own metadata stays loose (torch>=2.1) for users.
 TORCH_PIN ?= torch==2.13.0
+# One ONNX Runtime for both venvs, so the runtime-only venv computes the very floats the main one does.
+ORT_PIN   ?= onnxruntime==1.32.0
 
 DATA         ?= /usr/share/datasets/fashion-mnist
 DEMO_MINUTES ?= 60
@@ -29,11 +31,13 @@ install: $(STAMP)
 
 $(STAMP): runtime/pyproject.toml training/pyproject.toml export/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ./runtime -e "./training[test]" -e ./export
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" "$(ORT_PIN)"
+	$(PY) -m pip install --quiet -e ./runtime -e "./training[test]" -e ./export "$(ORT_PIN)"
 	touch $(STAMP)
 
 test: install $(DATA)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 $(DATA):
@@ -42,7 +46,7 @@ $(DATA):
 
 $(RT_STAMP): runtime/pyproject.toml $(wildcard runtime/src/ddpm_runtime/*.py runtime/src/ddpm_runtime/*/*.py)
 	$(PYTHON) -m venv $(RT_VENV)
-	$(RT_VENV)/bin/python -m pip install --quiet ./runtime
+	$(RT_VENV)/bin/python -m pip install --quiet ./runtime "$(ORT_PIN)"
 	$(RT_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall ./runtime
 	touch $(RT_STAMP)
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ddpm_runtime.files import ensure_writable_dir, write_png
 from ddpm_runtime.generate import SamplingSettings, generate
 from ddpm_runtime.images import make_grid
@@ -48,8 +49,9 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--label", default=None,
-                        help="name of the model in the table's first column (default: the file's folder)")
+    parser.add_argument(
+        "--label", default=None, help="name of the model in the table's first column (default: the file's folder)"
+    )
     args = parser.parse_args()
 
     out = ensure_writable_dir(args.out)
@@ -68,7 +70,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for sampler, steps, n in parse_rows(args.rows, args.num_images):
-        settings = SamplingSettings(n, args.batch_size, sampler, steps, 0.0, args.seed)
+        settings = SamplingSettings(n, args.batch_size, sampler, steps, args.seed)
         start = time.perf_counter()
         images = generate(model, model.metadata, settings)
         seconds = (time.perf_counter() - start) / n
@@ -76,8 +78,10 @@ def main() -> None:
         write_png(out / grid_name, make_grid(images[:64], ncols=8))
         np.savez(out / f"samples-{label}-{sampler}-{steps}.npz", arr_0=images)
         report = evaluate(ImageData(images, None, f"{sampler}:{steps}"), real, classifier, seed=args.seed)
-        line = (f"| {label} | {sampler} | {steps} | {n} | {report.fid:.2f} | {report.fid_floor:.2f} | "
-                f"{report.precision:.3f} | {report.recall:.3f} | {seconds:.3f} | [{grid_name}]({grid_name}) |")
+        line = (
+            f"| {label} | {sampler} | {steps} | {n} | {report.fid:.2f} | {report.fid_floor:.2f} | "
+            f"{report.precision:.3f} | {report.recall:.3f} | {seconds:.3f} | [{grid_name}]({grid_name}) |"
+        )
         lines.append(line)
         print(line, flush=True)
     table = "\n".join(lines) + "\n"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,19 +22,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import seed_reference as seed  # noqa: E402
-from ddpm_export.onnx_export import export_onnx  # noqa: E402
-from ddpm_export.source import load_source  # noqa: E402
-from ddpm_runtime.generate import SamplingSettings, generate  # noqa: E402
-from ddpm_runtime.onnx_model import load_onnx_model  # noqa: E402
-from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
-from ddpm_runtime.timesteps import spaced_timesteps  # noqa: E402
-from ddpm_training.checkpoint import save_checkpoint  # noqa: E402
-from ddpm_training.config import preset  # noqa: E402
-from ddpm_training.data import ImageData  # noqa: E402
-from ddpm_training.train_config import TrainConfig  # noqa: E402
-from ddpm_training.trainer import Trainer  # noqa: E402
+from ddpm_export.onnx_export import export_onnx
+from ddpm_export.source import load_source
+from ddpm_runtime.generate import SamplingSettings, generate
+from ddpm_runtime.onnx_model import load_onnx_model
+from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
+from ddpm_runtime.timesteps import spaced_timesteps
+from ddpm_training.checkpoint import save_checkpoint
+from ddpm_training.config import preset
+from ddpm_training.data import ImageData
+from ddpm_training.train_config import TrainConfig
+from ddpm_training.trainer import Trainer
+
+from seed_baseline import seed_style_unet  # bench/ is on sys.path when run as a script
 
 
 def seed_style_generate(model, schedule: NoiseSchedule, timesteps, batch: int, shape, generator) -> torch.Tensor:
@@ -82,21 +81,24 @@ def main() -> None:
         export_onnx(source, tmp / "model.onnx", opset=args.opset)
         onnx_model = load_onnx_model(tmp / "model.onnx", "cpu")
         config = source.model_config
-        seed_model = seed.seed_unet_from_config(config).eval()
+        seed_model = seed_style_unet(config).eval()
         seed_model.load_state_dict(source.model.state_dict())
         schedule = NoiseSchedule.from_config(source.schedule)
         timesteps = spaced_timesteps(schedule.num_timesteps, args.steps)
         shape = (config.im_channels, config.image_size, config.image_size)
-        settings = SamplingSettings(args.batch_size, args.batch_size, "ddpm", args.steps, 0.0, 0)
+        settings = SamplingSettings(args.batch_size, args.batch_size, "ddpm", args.steps, 0)
         generator = torch.Generator().manual_seed(0)
 
         loops = {
             "seed-style torch loop (nn.MultiheadAttention)": lambda: seed_style_generate(
-                seed_model, schedule, timesteps, args.batch_size, shape, generator),
+                seed_model, schedule, timesteps, args.batch_size, shape, generator
+            ),
             "same loop, our torch model (SDPA)": lambda: seed_style_generate(
-                source.model, schedule, timesteps, args.batch_size, shape, generator),
+                source.model, schedule, timesteps, args.batch_size, shape, generator
+            ),
             f"ddpm-run: NumPy + ONNX Runtime (opset {args.opset})": lambda: generate(
-                onnx_model, onnx_model.metadata, settings),
+                onnx_model, onnx_model.metadata, settings
+            ),
         }
         for run in loops.values():  # warm-up
             run()
@@ -107,10 +109,15 @@ def main() -> None:
                 run()
                 seconds[name].append(time.perf_counter() - start)
 
-    print(f"{config.to_dict()['down_ch']} U-Net from {checkpoint.name if args.checkpoint else 'random ' + args.preset}; "
-          f"sampler ddpm, {args.steps} steps, batch {args.batch_size}")
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {__import__('onnxruntime').__version__}, "
-          f"{platform.machine()}; median of {args.rounds} rounds\n")
+    print(
+        f"{config.to_dict()['down_ch']} U-Net from {checkpoint.name if args.checkpoint else 'random ' + args.preset}; "
+        f"sampler ddpm, {args.steps} steps, batch {args.batch_size}"
+    )
+    print(
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"onnxruntime {__import__('onnxruntime').__version__}, "
+        f"{platform.machine()}; median of {args.rounds} rounds\n"
+    )
     print(f"{'loop':52s} {'s/batch':>8s} {'img/s':>7s} {'vs seed':>8s}")
     baseline = None
     for name, values in seconds.items():

@@ -6,7 +6,8 @@ drift of the machine affects both), and the result is printed as images per seco
 The seed's loop (shared/seeds/000_*.txt, ``train``): a per-item Dataset converting one row of
 pixels at a time (as ``CustomMnistDataset.__getitem__`` + ``ToTensor``; here from a NumPy array
 instead of a pandas row lookup, which only makes the baseline faster), a shuffling DataLoader, the
-seed's Unet with ``nn.MultiheadAttention``, its forward process, MSE, ``loss.item()`` every step.
+seed's Unet with ``nn.MultiheadAttention`` called as the seed calls it (bench/seed_baseline.py), its
+forward process, MSE, ``loss.item()`` every step.
 Ours: ``Trainer.train_step`` with its defaults, which also do EMA and gradient clipping.
 
     python bench/train_throughput.py                      # seed-small, batch 128, Fashion-MNIST
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import seed_reference as seed  # noqa: E402
-from ddpm_runtime.schedule import ScheduleConfig  # noqa: E402
-from ddpm_training.config import preset  # noqa: E402
-from ddpm_training.data import ImageData, load_images  # noqa: E402
-from ddpm_training.train_config import TrainConfig  # noqa: E402
-from ddpm_training.trainer import Trainer  # noqa: E402
+from ddpm_runtime.schedule import ScheduleConfig
+from ddpm_training.config import preset
+from ddpm_training.data import ImageData, load_images
+from ddpm_training.train_config import TrainConfig
+from ddpm_training.trainer import Trainer
+
+from seed_baseline import seed_add_noise, seed_style_unet  # bench/ is on sys.path when run as a script
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -58,10 +58,11 @@ class SeedLoop:
         self.loader = DataLoader(SeedStyleDataset(rows, data.image_size), batch_size, shuffle=True)
         self.iterator = iter(self.loader)
         torch.manual_seed(0)
-        self.model = seed.seed_unet_from_config(config)
+        self.model = seed_style_unet(config)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
         self.criterion = torch.nn.MSELoss()
-        self.dfp = seed.DiffusionForwardProcess()
+        # The seed's float32 schedule: torch.linspace(1e-4, 0.02, 1000), cumulative product.
+        self.alpha_bars = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), dim=0)
 
     def step(self) -> None:
         try:
@@ -71,7 +72,7 @@ class SeedLoop:
             imgs = next(self.iterator)
         noise = torch.randn_like(imgs)
         t = torch.randint(0, 1000, (imgs.shape[0],))
-        noisy_imgs = self.dfp.add_noise(imgs, noise, t)
+        noisy_imgs = seed_add_noise(self.alpha_bars, imgs, noise, t)
         self.optimizer.zero_grad()
         noise_pred = self.model(noisy_imgs, t)
         loss = self.criterion(noise_pred, noise)
@@ -89,8 +90,11 @@ def time_steps(step, n: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(FASHION) if FASHION.exists() else None,
-                        help="any dataset `ddpm train` reads (default: Fashion-MNIST, else random images)")
+    parser.add_argument(
+        "--data",
+        default=str(FASHION) if FASHION.exists() else None,
+        help="any dataset `ddpm train` reads (default: Fashion-MNIST, else random images)",
+    )
     parser.add_argument("--preset", default="seed-small")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round and loop")

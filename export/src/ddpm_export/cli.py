@@ -9,21 +9,48 @@ from pathlib import Path
 
 import click
 
+from .gate import DEFAULT_ATOL
 from .onnx_export import DEFAULT_OPSET
+from .source import WEIGHTS
 
 
 def _common(func):
-    func = click.option("--no-check", "check", flag_value=False,
-                        help="Skip the parity gate (not recommended: a broken export would be kept).")(func)
-    func = click.option("--check", "check", flag_value=True, default=True,
-                        help="Compare with PyTorch on batch 1, 3, 64 and t = 0, 1, T/2, T-1, per row; "
-                             "keep the file only if every max-abs error is within --atol.  [default]")(func)
-    func = click.option("--atol", type=float, default=1e-4, show_default=True,
-                        help="Parity tolerance: the largest allowed max-abs difference of eps (float32).")(func)
-    func = click.option("--weights", type=click.Choice(["ema", "raw"]), default="ema", show_default=True,
-                        help="Export the EMA of the weights (what sampling should use) or the raw weights.")(func)
-    func = click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
-                        help="The model file to write (atomically; nothing is written if a check fails).")(func)
+    func = click.option(
+        "--no-check",
+        "check",
+        flag_value=False,
+        help="Skip the parity gate (not recommended: a broken export would be kept).",
+    )(func)
+    func = click.option(
+        "--check",
+        "check",
+        flag_value=True,
+        default=True,
+        help="Compare with PyTorch on batch 1, 3, 64 and t = 0, 1, T/2, T-1, per row; "
+        "keep the file only if every max-abs error is within --atol.  [default]",
+    )(func)
+    func = click.option(
+        "--atol",
+        type=float,
+        default=DEFAULT_ATOL,
+        show_default=True,
+        help="Parity tolerance: the largest allowed max-abs difference of eps (float32).",
+    )(func)
+    func = click.option(
+        "--weights",
+        type=click.Choice(WEIGHTS),
+        default=WEIGHTS[0],
+        show_default=True,
+        help="Export the EMA of the weights (what sampling should use) or the raw weights.",
+    )(func)
+    func = click.option(
+        "-o",
+        "--output",
+        "output",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="The model file to write (atomically; nothing is written if a check fails).",
+    )(func)
     func = click.argument("checkpoint", type=click.Path(path_type=Path))(func)
     return func
 

@@ -5,8 +5,8 @@ Pure: two callables ``f(x, t) -> eps`` on NumPy arrays go in, a report comes out
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class ParityReport:
 
     @property
     def worst(self) -> ParityRow:
-        return max(self.rows, key=lambda r: (np.nan_to_num(r.max_abs, nan=np.inf)))
+        return max(self.rows, key=lambda r: np.nan_to_num(r.max_abs, nan=np.inf))
 
     def table(self) -> str:
         lines = [f"{'batch':>5}  {'timesteps':<16} {'max abs':>10}  {'max rel':>10}  ok"]
@@ -49,8 +49,10 @@ class ParityReport:
 
 def timestep_cases(num_timesteps: int, batch: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     """t = 0, 1, T/2, T-1 for every row, and a different (fractional) t in [0, T-1] per row."""
-    cases = [(str(t) if t < 2 else f"{'T/2' if t == num_timesteps // 2 else 'T-1'} = {t}", t)
-             for t in (0, 1, num_timesteps // 2, num_timesteps - 1)]
+    cases = [
+        (str(t) if t < 2 else f"{'T/2' if t == num_timesteps // 2 else 'T-1'} = {t}", t)
+        for t in (0, 1, num_timesteps // 2, num_timesteps - 1)
+    ]
     rows = [(name, np.full((batch,), t, dtype=np.float32)) for name, t in cases]
     per_row = rng.uniform(0, num_timesteps - 1, batch).astype(np.float32)
     per_row[: min(batch, 2)] = np.floor(per_row[: min(batch, 2)])  # integers as well as fractions

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
 from ddpm_runtime.metadata import ImageSpec, ModelMetadata
 from ddpm_runtime.schedule import ScheduleConfig
 from ddpm_training.checkpoint import checkpoint_configs, load_checkpoint
@@ -16,7 +17,7 @@ from ddpm_training.unet import Unet
 from . import __version__
 from .errors import ExportError
 
-WEIGHTS = ("ema", "raw")
+WEIGHTS = ("ema", "raw")  # the first is the default: the EMA is what sampling should use
 
 
 @dataclass
@@ -69,6 +70,14 @@ def load_source(path: str | Path, weights: str = "ema") -> ExportSource:
         checkpoint_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         data_fingerprint=checkpoint.get("data", {}).get("fingerprint"),
     )
+
+
+def example_inputs(source: ExportSource, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs to trace the model with: zeros x and distinct t per row (the batch axis stays dynamic)."""
+    cfg = source.model_config
+    x = torch.zeros(batch, cfg.im_channels, cfg.image_size, cfg.image_size)
+    t = torch.arange(batch, dtype=torch.float32)
+    return x, t
 
 
 def torch_eps_fn(model: torch.nn.Module):

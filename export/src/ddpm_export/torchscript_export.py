@@ -1,6 +1,6 @@
 """Checkpoint -> TorchScript (loads with torch.jit.load, and from libtorch in C++).
 
-The metadata travels as the extra file ``ddpm.json`` inside the archive:
+The metadata travels as the extra file ``contract.METADATA_FILE`` inside the archive:
 ``torch.jit.load(path, _extra_files={"ddpm.json": ""})`` fills it in.
 """
 
@@ -11,11 +11,11 @@ import os
 
 import torch
 
-from .errors import ExportError
-from .onnx_export import ExportResult, example_inputs, gate_and_write, prepare_output, quiet_exporter
-from .source import ExportSource, torch_eps_fn
+from ddpm_runtime import contract
 
-EXTRA_FILE = "ddpm.json"
+from .errors import ExportError
+from .gate import DEFAULT_ATOL, ExportResult, gate_and_write, prepare_output, quiet_exporter
+from .source import ExportSource, example_inputs, torch_eps_fn
 
 
 def to_torchscript_bytes(source: ExportSource) -> bytes:
@@ -29,20 +29,28 @@ def to_torchscript_bytes(source: ExportSource) -> bytes:
         raise ExportError(f"{source.path}: TorchScript trace failed ({type(exc).__name__}: {str(exc)[:200]})") from None
     buffer = io.BytesIO()
     with quiet_exporter():  # torch 2.13 marks torch.jit.save deprecated; TorchScript is still what libtorch loads
-        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: metadata.to_json()})
+        torch.jit.save(traced, buffer, _extra_files={contract.METADATA_FILE: metadata.to_json()})
     return buffer.getvalue()
 
 
 def load_torchscript(data: bytes | str | os.PathLike) -> tuple[torch.jit.ScriptModule, str]:
-    extra = {EXTRA_FILE: ""}
+    extra = {contract.METADATA_FILE: ""}
     with quiet_exporter():
-        module = torch.jit.load(io.BytesIO(data) if isinstance(data, bytes) else data, _extra_files=extra)
-    return module.eval(), extra[EXTRA_FILE]
+        module = torch.jit.load(io.BytesIO(data) if isinstance(data, bytes) else str(data), _extra_files=extra)
+    return module.eval(), extra[contract.METADATA_FILE]
 
 
-def export_torchscript(source: ExportSource, out: str | os.PathLike, atol: float = 1e-4, check: bool = True) -> ExportResult:
+def export_torchscript(
+    source: ExportSource, out: str | os.PathLike, atol: float = DEFAULT_ATOL, check: bool = True
+) -> ExportResult:
     out = prepare_output(out, "model.pt")
-    data = to_torchscript_bytes(source)
-    # The gate checks what will be written: the archive reloaded from its bytes.
-    return gate_and_write(source, lambda: torch_eps_fn(load_torchscript(data)[0]), data, out, atol, check,
-                          "TorchScript")
+    # The gate checks what will be written: the staged archive, loaded back from disk.
+    return gate_and_write(
+        source,
+        to_torchscript_bytes(source),
+        out,
+        lambda path: torch_eps_fn(load_torchscript(path)[0]),
+        atol,
+        check,
+        "TorchScript",
+    )

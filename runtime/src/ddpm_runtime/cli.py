@@ -12,10 +12,13 @@ from pathlib import Path
 import click
 
 from .cli_main import run_cli
-from .generate import DEFAULT_STEPS, SamplingSettings
-from .samplers import SAMPLERS
+from .devices import DEVICES
+from .generate import SamplingSettings
+from .samplers import REGISTRY, all_options
 
 _DEFAULTS = SamplingSettings()
+_SAMPLER_HELP = "; ".join(f"{spec.name}: {spec.summary}" for spec in REGISTRY.values())
+_STEPS_HELP = ", ".join(f"{spec.name} {spec.default_steps or 'T'}" for spec in REGISTRY.values())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,46 +27,91 @@ def cli() -> None:
     """Sample from DDPM U-Nets exported by `ddpm export-onnx`, with NumPy and ONNX Runtime."""
 
 
+def sampler_options(func):
+    """One flag per sampler option in the registry; unset flags stay None, so only given ones reach the sampler."""
+    for option in reversed(all_options().values()):
+        if option.is_flag:
+            func = click.option(option.flag, option.name, is_flag=True, default=None, help=option.help)(func)
+        else:
+            func = click.option(
+                option.flag,
+                option.name,
+                type=type(option.default),
+                default=None,
+                help=f"{option.help}  [default: {option.default}]",
+            )(func)
+    return func
+
+
 @cli.command("sample")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-n", "--num-images", type=int, default=_DEFAULTS.num_images, show_default=True)
-@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True,
-              help="Images per model call. The images do not depend on it.")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default=_DEFAULTS.sampler, show_default=True,
-              help="ddpm: the seed's ancestral sampler; ddim: Song et al. 2020; dpm-solver++: Lu et al. 2022 (2M).")
-@click.option("--steps", type=int, default=None,
-              help="Model calls, 1..T, spaced 'trailing' from T-1.  [default: ddpm "
-                   f"T, ddim {DEFAULT_STEPS['ddim']}, dpm-solver++ {DEFAULT_STEPS['dpm-solver++']}]")
-@click.option("--eta", type=float, default=0.0, show_default=True,
-              help="DDIM noise: 0 deterministic, 1 the DDPM posterior variance.")
-@click.option("--ddpm-clipped-mean", is_flag=True,
-              help="ddpm: compute the mean from the clamped x0 estimate (Ho et al. eq. 7) instead of the seed's eq. 11.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same images.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="auto uses CUDAExecutionProvider when ONNX Runtime offers it; cuda without it is an error.")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=_DEFAULTS.batch_size,
+    show_default=True,
+    help="Images per model call. The images do not depend on it.",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(list(REGISTRY)),
+    default=_DEFAULTS.sampler,
+    show_default=True,
+    help=_SAMPLER_HELP + ".",
+)
+@click.option(
+    "--steps",
+    type=int,
+    default=None,
+    help=f"Model calls per image, 1..T, spaced 'trailing' from T-1.  [default: {_STEPS_HELP}]",
+)
+@sampler_options
+@click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True, help="Same seed, same images.")
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default=DEVICES[0],
+    show_default=True,
+    help="auto uses CUDAExecutionProvider when ONNX Runtime offers it; cuda without it is an error.",
+)
 @click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads.  [default: all cores]")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("samples"), show_default=True,
-              help="Output folder: grid.png, images/, samples.npz (uint8 NHWC, arr_0).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("samples"),
+    show_default=True,
+    help="Output folder: grid.png, images/, samples.npz (uint8 NHWC, arr_0).",
+)
 @click.option("--csv", "write_csv", is_flag=True, help="Also write samples.csv in the seed's format (pixel0..).")
 @click.option("--overwrite", is_flag=True, help="Replace the contents of a non-empty --out folder.")
-def sample_command(model, num_images, batch_size, sampler, steps, eta, ddpm_clipped_mean, seed, device, threads,
-                   out, write_csv, overwrite) -> None:
+def sample_command(
+    model, num_images, batch_size, sampler, steps, seed, device, threads, out, write_csv, overwrite, **options
+) -> None:
     """Generate images from MODEL (an ONNX file written by `ddpm export-onnx`)."""
     from .generate import generate
     from .onnx_model import load_onnx_model
     from .outputs import check_output_folder, write_samples
 
-    settings = SamplingSettings(num_images, batch_size, sampler, steps, eta, seed, ddpm_clipped_mean)
+    given = {name: value for name, value in options.items() if value is not None}
+    settings = SamplingSettings(num_images, batch_size, sampler, steps, seed, given)
     eps_model = load_onnx_model(model, device, threads)
     num_timesteps = eps_model.metadata.schedule.num_timesteps
     settings.validate(num_timesteps)
     check_output_folder(out, overwrite)
     total_steps = settings.resolved_steps(num_timesteps)
     batches = -(-num_images // batch_size)
-    click.echo(f"{model}: {sampler}, {total_steps} steps, {num_images} images in {batches} batch(es), "
-               f"provider {eps_model.provider}", err=True)
-    with click.progressbar(length=batches * total_steps, label="sampling", file=sys.stderr,
-                           item_show_func=lambda b: None if b is None else f"batch {b + 1}/{batches}") as bar:
+    click.echo(
+        f"{model}: {sampler}, {total_steps} steps, {num_images} images in {batches} batch(es), "
+        f"provider {eps_model.provider}",
+        err=True,
+    )
+    with click.progressbar(
+        length=batches * total_steps,
+        label="sampling",
+        file=sys.stderr,
+        item_show_func=lambda b: None if b is None else f"batch {b + 1}/{batches}",
+    ) as bar:
         images = generate(eps_model, eps_model.metadata, settings, on_step=lambda b, i: bar.update(1, b))
     write_samples(out, images, write_csv)
     click.echo(f"wrote {len(images)} images to {out}")
@@ -84,7 +132,8 @@ def info_command(model, as_json) -> None:
     image, schedule = meta.image, meta.schedule
     lines = [
         f"model:      {model}",
-        f"image:      {image.channels}x{image.height}x{image.width}, values in [{image.value_range[0]:g}, {image.value_range[1]:g}]",
+        f"image:      {image.channels}x{image.height}x{image.width}, "
+        f"values in [{image.value_range[0]:g}, {image.value_range[1]:g}]",
         f"schedule:   {schedule.kind}, T={schedule.num_timesteps}"
         + (f", beta {schedule.beta_start:g} -> {schedule.beta_end:g}" if schedule.kind == "linear" else ""),
         f"predicts:   {meta.prediction_type}",

@@ -13,7 +13,7 @@ format along the fields that can hold tensors (onnx.proto3 field numbers):
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class WireError(ValueError):

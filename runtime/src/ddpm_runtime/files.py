@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -14,8 +15,9 @@ from .errors import UserError
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Yield a binary file in ``path``'s folder; on success fsync it and ``os.replace`` it onto ``path``.
+def staged_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder to write (and check) the output; when the block ends
+    without an exception, fsync it and ``os.replace`` it onto ``path``.
 
     On any exception the temporary file is removed and ``path`` is left as it was.
     """
@@ -26,9 +28,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise UserError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
     try:
         os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; the result should look like any other file
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
+        os.close(fd)
+        yield Path(tmp_name)
+        with open(tmp_name, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
@@ -36,6 +38,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.unlink(tmp_name)
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces ``path`` atomically when the block succeeds (see ``staged_file``)."""
+    with staged_file(path) as staged, open(staged, "wb") as handle:
+        yield handle
 
 
 def current_umask() -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -11,30 +11,26 @@ from .errors import UserError
 from .images import to_uint8_nhwc
 from .metadata import ModelMetadata
 from .noise import PerImageNoise
-from .samplers import SAMPLERS, sample_ddim, sample_ddpm, sample_dpm_solver_2m
+from .samplers import REGISTRY, all_options, get_sampler
 from .schedule import NoiseSchedule
 from .timesteps import spaced_timesteps
-
-DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm-solver++": 20}  # None: all T steps, as the seed
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
     num_images: int = 16
-    batch_size: int = 64
-    sampler: str = "ddim"
-    steps: int | None = None  # None: the sampler's default (DEFAULT_STEPS)
-    eta: float = 0.0  # DDIM only: 0 deterministic, 1 = DDPM-like posterior variance
-    seed: int = 0
-    ddpm_mean_from_clipped_x0: bool = False  # DDPM only: mean from the clamped x_0 (eq. 7), not eq. 11
+    batch_size: int = 64  # images per model call; the images do not depend on it
+    sampler: str = "ddim"  # a name in samplers.REGISTRY
+    steps: int | None = None  # model calls per image; None: the sampler's default_steps
+    seed: int = 0  # image i always gets the noise of default_rng([seed, i])
+    options: dict = field(default_factory=dict)  # the sampler's keyword options that were given
 
     def resolved_steps(self, num_timesteps: int) -> int:
-        steps = self.steps if self.steps is not None else DEFAULT_STEPS[self.sampler]
+        steps = self.steps if self.steps is not None else get_sampler(self.sampler).default_steps
         return num_timesteps if steps is None else steps
 
     def validate(self, num_timesteps: int) -> None:
-        if self.sampler not in SAMPLERS:
-            raise UserError(f"unknown sampler {self.sampler!r} (choose {', '.join(SAMPLERS)})")
+        spec = get_sampler(self.sampler)
         if self.num_images < 1:
             raise UserError(f"-n/--num-images must be at least 1, got {self.num_images}")
         if self.batch_size < 1:
@@ -42,10 +38,18 @@ class SamplingSettings:
         steps = self.resolved_steps(num_timesteps)
         if not 1 <= steps <= num_timesteps:
             raise UserError(f"--steps must be between 1 and T={num_timesteps} (the model's schedule), got {steps}")
-        if not 0.0 <= self.eta <= 1.0:
-            raise UserError(f"--eta must be in [0, 1], got {self.eta}")
-        if self.eta > 0 and self.sampler != "ddim":
-            raise UserError("--eta applies to the ddim sampler only")
+        known, accepted = all_options(), {option.name: option for option in spec.options}
+        for name, value in self.options.items():
+            if name not in known:
+                raise UserError(f"unknown sampler option {name!r}")
+            if name not in accepted:
+                if value == known[name].default:
+                    continue  # e.g. --eta 0 with ddpm: the neutral value asks for nothing
+                users = [s.name for s in REGISTRY.values() if name in {o.name for o in s.options}]
+                raise UserError(f"{known[name].flag} applies to the {' and '.join(users)} sampler only")
+            complaint = accepted[name].check(value) if accepted[name].check else None
+            if complaint:
+                raise UserError(complaint)
 
 
 def generate(
@@ -57,6 +61,7 @@ def generate(
     """All images as (N, H, W, C) uint8. ``on_step(batch_index, step_index)`` after every model call."""
     schedule = NoiseSchedule.from_config(metadata.schedule)
     settings.validate(schedule.num_timesteps)
+    sample = get_sampler(settings.sampler).sample
     timesteps = spaced_timesteps(schedule.num_timesteps, settings.resolved_steps(schedule.num_timesteps))
     image = metadata.image
     outputs = []
@@ -65,11 +70,6 @@ def generate(
         rng = PerImageNoise(settings.seed, first, count)
         x_T = rng.standard_normal((count, image.channels, image.height, image.width))
         callback = None if on_step is None else (lambda i, t, x, b=batch_index: on_step(b, i))
-        if settings.sampler == "ddpm":
-            x0 = sample_ddpm(eps_model, x_T, schedule, timesteps, rng, settings.ddpm_mean_from_clipped_x0, callback)
-        elif settings.sampler == "ddim":
-            x0 = sample_ddim(eps_model, x_T, schedule, timesteps, settings.eta, rng, callback)
-        else:
-            x0 = sample_dpm_solver_2m(eps_model, x_T, schedule, timesteps, callback)
+        x0 = sample(eps_model, x_T, schedule, timesteps, rng=rng, callback=callback, **settings.options)
         outputs.append(to_uint8_nhwc(x0))
     return np.concatenate(outputs)

@@ -1,10 +1,21 @@
-"""Pure array conversions for images: model range [-1, 1] to uint8, and tiling into a grid."""
+"""Pure array conversions for images: uint8 pixels <-> the model's range [-1, 1], and tiling into a grid.
+
+The scaling is the seed's ``2 * ToTensor()(img) - 1``: pixel 0 -> -1, pixel 255 -> 1. Training, the
+evaluation classifier and sampling all use these two functions.
+"""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+VALUE_RANGE = (-1.0, 1.0)  # x_0 in the model's space: what pixel 0 and pixel 255 become
+
+
+def to_model_range(images_uint8):
+    """uint8 0..255 -> floats in [-1, 1]. Pure arithmetic, so NumPy arrays and torch tensors both work."""
+    return images_uint8 / 127.5 - 1.0
 
 
 def to_uint8_nhwc(x: np.ndarray) -> np.ndarray:

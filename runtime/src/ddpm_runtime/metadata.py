@@ -1,4 +1,4 @@
-"""The JSON document an exported model carries (ONNX ``metadata_props`` key ``ddpm``).
+"""The JSON document an exported model carries (see ``contract.py`` for where it is stored).
 
 It holds everything the runtime needs besides the network: image shape and value range, the noise
 schedule, what the network predicts, and where the weights came from. Written by ddpm-export,
@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from .contract import METADATA_FORMAT_VERSION, METADATA_KEY
 from .errors import UserError
+from .images import VALUE_RANGE
 from .schedule import ScheduleConfig
 
-METADATA_KEY = "ddpm"
-METADATA_FORMAT_VERSION = 1
 PREDICTION_TYPES = ("epsilon",)
 
 
@@ -23,7 +23,7 @@ class ImageSpec:
     channels: int
     height: int
     width: int
-    value_range: tuple[float, float] = (-1.0, 1.0)  # what x_0 means: pixel 0 -> -1, pixel 255 -> 1
+    value_range: tuple[float, float] = VALUE_RANGE  # what x_0 means: pixel 0 -> -1, pixel 255 -> 1
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,31 @@ class ModelMetadata:
             )
         try:
             image = data["image"]
-            spec = ImageSpec(int(image["channels"]), int(image["height"]), int(image["width"]),
-                             tuple(float(v) for v in image["value_range"]))
+            spec = ImageSpec(
+                int(image["channels"]),
+                int(image["height"]),
+                int(image["width"]),
+                tuple(float(v) for v in image["value_range"]),
+            )
             schedule = ScheduleConfig.from_dict(data["schedule"])
             prediction = data["prediction_type"]
-            result = cls(spec, schedule, prediction, dict(data["model_config"]), dict(data["training"]),
-                         dict(data["exporter"]), version)
+            result = cls(
+                spec,
+                schedule,
+                prediction,
+                dict(data["model_config"]),
+                dict(data["training"]),
+                dict(data["exporter"]),
+                version,
+            )
         except UserError as exc:
             raise UserError(f"{source}: bad metadata: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{source}: bad metadata: missing or malformed field {exc}") from None
         if prediction not in PREDICTION_TYPES:
-            raise UserError(f"{source}: prediction type {prediction!r} is not supported ({', '.join(PREDICTION_TYPES)})")
+            raise UserError(
+                f"{source}: prediction type {prediction!r} is not supported ({', '.join(PREDICTION_TYPES)})"
+            )
         if min(spec.channels, spec.height, spec.width) < 1 or len(spec.value_range) != 2:
             raise UserError(f"{source}: bad metadata: image spec {spec}")
         return result

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import contract
+from .devices import DEVICES
 from .errors import UserError
 from .external_data import WireError, external_data_locations
-from .metadata import METADATA_KEY, ModelMetadata
+from .metadata import ModelMetadata
 
-DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
@@ -28,8 +29,7 @@ class OnnxEpsModel:
     session: object
 
     def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return self.session.run(["eps"], {"x": np.ascontiguousarray(x, np.float32),
-                                          "t": np.ascontiguousarray(t, np.float32)})[0]
+        return self.session.run(list(contract.OUTPUT_NAMES), contract.feeds(x, t))[0]
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
@@ -91,8 +91,10 @@ def load_onnx_model(path: str | os.PathLike, device: str = "auto", threads: int 
         raise UserError(f"{path}: not a loadable ONNX model ({reason})") from None
     if device == "cuda" and session.get_providers()[0] != CUDA:
         # ORT falls back to CPU when the CUDA libraries are missing; with --device cuda that is an error.
-        raise UserError(f"--device cuda: ONNX Runtime could not start the CUDA provider for {path} "
-                        "(check the CUDA and cuDNN libraries onnxruntime-gpu needs)")
+        raise UserError(
+            f"--device cuda: ONNX Runtime could not start the CUDA provider for {path} "
+            "(check the CUDA and cuDNN libraries onnxruntime-gpu needs)"
+        )
     metadata = read_metadata(path, session)
     check_signature(path, session, metadata)
     return OnnxEpsModel(path, metadata, session.get_providers()[0], session)
@@ -100,28 +102,17 @@ def load_onnx_model(path: str | os.PathLike, device: str = "auto", threads: int 
 
 def read_metadata(path: Path, session) -> ModelMetadata:
     props = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in props:
-        raise UserError(f"{path}: ONNX model has no '{METADATA_KEY}' metadata (export it with `ddpm export-onnx`)")
-    return ModelMetadata.from_json(props[METADATA_KEY], str(path))
+    if contract.METADATA_KEY not in props:
+        raise UserError(
+            f"{path}: ONNX model has no '{contract.METADATA_KEY}' metadata (export it with `ddpm export-onnx`)"
+        )
+    return ModelMetadata.from_json(props[contract.METADATA_KEY], str(path))
 
 
 def check_signature(path: Path, session, metadata: ModelMetadata) -> None:
-    """Inputs x [batch, C, H, W] and t [batch] (float), output eps, with C, H, W from the metadata."""
-    inputs = {i.name: i for i in session.get_inputs()}
+    """The session's inputs and outputs against ``contract``, with C, H, W from the metadata."""
+    inputs = {i.name: (i.type, list(i.shape)) for i in session.get_inputs()}
     outputs = [o.name for o in session.get_outputs()]
-    image = metadata.image
-    problems = []
-    if set(inputs) != {"x", "t"}:
-        problems.append(f"inputs are {sorted(inputs)}, expected ['t', 'x']")
-    else:
-        x, t = inputs["x"], inputs["t"]
-        if x.type != "tensor(float)" or t.type != "tensor(float)":
-            problems.append(f"input types are x {x.type}, t {t.type}, expected tensor(float)")
-        if len(x.shape) != 4 or [d for d in x.shape[1:]] != [image.channels, image.height, image.width]:
-            problems.append(f"input x has shape {x.shape}, metadata says [batch, {image.channels}, {image.height}, {image.width}]")
-        if len(t.shape) != 1:
-            problems.append(f"input t has shape {t.shape}, expected [batch]")
-    if outputs != ["eps"]:
-        problems.append(f"outputs are {outputs}, expected ['eps']")
+    problems = contract.signature_problems(inputs, outputs, metadata.image)
     if problems:
         raise UserError(f"{path}: model does not match its metadata: {'; '.join(problems)}")

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+
 from ddpm_runtime.files import atomic_output
 from ddpm_runtime.schedule import ScheduleConfig
 

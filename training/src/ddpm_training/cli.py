@@ -13,12 +13,18 @@ from pathlib import Path
 
 import click
 from click.core import ParameterSource
-from ddpm_runtime.cli_main import run_cli
 
-from .config import PRESETS
+from ddpm_runtime.cli_main import run_cli
+from ddpm_runtime.devices import DEVICES
+from ddpm_runtime.schedule import SCHEDULE_KINDS, ScheduleConfig
+
+from .config import DEFAULT_PRESET, PRESETS
+from .evaluation import DEFAULT_K, DEFAULT_SEED
+from .run_settings import DEFAULT_RUN_FOLDER
 from .train_config import TrainConfig
 
 _DEFAULTS = TrainConfig()
+_SCHEDULE = ScheduleConfig()
 
 # (option, TrainConfig field, type, help). Defined once: the help text shows TrainConfig's default.
 TRAIN_OPTIONS = [
@@ -37,9 +43,9 @@ TRAIN_OPTIONS = [
     ("--preview-steps", "preview_steps", int, "DDIM steps for the sample grids."),
 ]
 SCHEDULE_OPTIONS = [
-    ("--timesteps", "num_timesteps", int, "Diffusion steps T.", 1000),
-    ("--beta-start", "beta_start", float, "First beta of the linear schedule.", 1e-4),
-    ("--beta-end", "beta_end", float, "Last beta of the linear schedule.", 0.02),
+    ("--timesteps", "num_timesteps", int, "Diffusion steps T."),
+    ("--beta-start", "beta_start", float, "First beta of the linear schedule."),
+    ("--beta-end", "beta_end", float, "Last beta of the linear schedule."),
 ]
 
 
@@ -62,28 +68,61 @@ def train_options(func):
         default = getattr(_DEFAULTS, name)
         suffix = f"  [default: {default}]" if default is not None else ""
         func = click.option(flag, name, type=kind, default=None, help=text + suffix, show_default=False)(func)
-    for flag, name, kind, text, default in reversed(SCHEDULE_OPTIONS):
-        func = click.option(flag, name, type=kind, default=None, show_default=False,
-                            help=f"{text}  [default: {default}]")(func)
+    for flag, name, kind, text in reversed(SCHEDULE_OPTIONS):
+        func = click.option(
+            flag,
+            name,
+            type=kind,
+            default=None,
+            show_default=False,
+            help=f"{text}  [default: {getattr(_SCHEDULE, name)}]",
+        )(func)
     return func
 
 
 @cli.command("train")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
-              help="Model configuration: seed (full), seed-small (what the seed trains), tiny (tests).  "
-                   "[default: seed-small, or the resumed checkpoint's]")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Run folder for checkpoint, loss CSV/PNG and sample grids.  [default: runs/ddpm, "
-                   "or the resumed checkpoint's folder]")
-@click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue the run saved in this checkpoint, exactly where it stopped.")
-@click.option("--limit", type=int, default=None, help="Use only the first N images (the seed's num_datapoints); --resume keeps the run's.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              help="auto picks CUDA when PyTorch sees a GPU.")
-@click.option("--schedule", "kind", type=click.Choice(["linear", "cosine"]), default=None,
-              help="Noise schedule.  [default: linear]")
-@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast for the forward pass.  [default: off]")
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default=None,
+    help="Model configuration (see the README's preset table).  "
+    f"[default: {DEFAULT_PRESET}, or the resumed checkpoint's]",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"Run folder for checkpoint, loss CSV/PNG and sample grids.  [default: {DEFAULT_RUN_FOLDER}, "
+    "or the resumed checkpoint's folder]",
+)
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue the run saved in this checkpoint, exactly where it stopped.",
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=None,
+    help="Use only the first N images (the seed's num_datapoints); --resume keeps the run's.",
+)
+@click.option(
+    "--device", type=click.Choice(DEVICES), default=DEVICES[0], help="auto picks CUDA when PyTorch sees a GPU."
+)
+@click.option(
+    "--schedule",
+    "kind",
+    type=click.Choice(SCHEDULE_KINDS),
+    default=None,
+    help=f"Noise schedule.  [default: {_SCHEDULE.kind}]",
+)
+@click.option(
+    "--bf16/--no-bf16",
+    default=None,
+    help=f"bfloat16 autocast for the forward pass.  [default: {'on' if _DEFAULTS.bf16 else 'off'}]",
+)
 @train_options
 @click.pass_context
 def train_command(ctx: click.Context, data, preset, out, resume, limit, device, kind, bf16, **values) -> None:
@@ -91,7 +130,8 @@ def train_command(ctx: click.Context, data, preset, out, resume, limit, device, 
 
     Runs under `torchrun --nproc_per_node K` unchanged (DistributedDataParallel; gloo on CPU, nccl on CUDA).
     """
-    from .run import Callbacks, TrainRequest, run_training
+    from .run import Callbacks, run_training
+    from .run_settings import TrainRequest
 
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
@@ -113,20 +153,33 @@ def train_command(ctx: click.Context, data, preset, out, resume, limit, device, 
     progress.close()
     if summary.dist.is_main:
         click.echo(f"stopped at step {summary.step} ({summary.stop_reason}); run folder: {summary.folder}")
-        if (summary.folder / "checkpoint.pt").is_file():
-            click.echo(f"checkpoint: {summary.folder / 'checkpoint.pt'}")
+        if summary.checkpoint is not None:
+            click.echo(f"checkpoint: {summary.checkpoint}")
         if summary.last_samples:
             click.echo(f"samples: {summary.last_samples}")
 
 
 @cli.command("eval")
 @click.argument("samples", type=click.Path(path_type=Path))
-@click.option("--real", "real", type=click.Path(path_type=Path), required=True,
-              help="Labelled real data, in any format `ddpm train` reads (its labels train the feature classifier).")
-@click.option("--k", type=int, default=3, show_default=True, help="Neighbourhood size for precision and recall.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the classifier and of the real subsets.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="Where trained classifiers are kept.  [default: $DDPM_ONNX_CACHE or ~/.cache/ddpm-onnx]")
+@click.option(
+    "--real",
+    "real",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Labelled real data, in any format `ddpm train` reads (its labels train the feature classifier).",
+)
+@click.option(
+    "--k", type=int, default=DEFAULT_K, show_default=True, help="Neighbourhood size for precision and recall."
+)
+@click.option(
+    "--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the classifier and of the real subsets."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where trained classifiers are kept.  [default: $DDPM_ONNX_CACHE or ~/.cache/ddpm-onnx]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
     """Measure SAMPLES (samples.npz, a PNG folder, or the seed's CSV) against labelled real data.
@@ -142,23 +195,50 @@ def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
 
     sample_data, real_data = load_images(samples), load_images(real)
     classifier = feature_classifier(
-        real_data, cache_dir, seed,
-        on_epoch=lambda e, acc: click.echo(f"training feature classifier: epoch {e}, held-out accuracy {acc:.1%}", err=True),
+        real_data,
+        cache_dir,
+        seed,
+        on_epoch=lambda e, acc: click.echo(
+            f"training feature classifier: epoch {e}, held-out accuracy {acc:.1%}", err=True
+        ),
     )
     report = evaluate(sample_data, real_data, classifier, seed=seed, k=k)
     if as_json:
-        click.echo(json.dumps({**report.to_dict(), "samples": str(samples), "real": str(real),
-                               "classifier_cache": str(classifier.cache_path)}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    **report.to_dict(),
+                    "samples": str(samples),
+                    "real": str(real),
+                    "classifier_cache": str(classifier.cache_path),
+                },
+                indent=2,
+            )
+        )
         return
     origin = "cached" if classifier.from_cache else "trained now"
     click.echo(f"samples:    {report.num_samples} images from {samples}")
-    click.echo(f"real:       {real_data.num_images} images from {real}; reference statistics from {report.num_reference}")
-    click.echo(f"features:   LeNet ({origin}: {classifier.cache_path}), held-out accuracy {report.classifier_accuracy:.1%}")
-    click.echo(f"FID:        {report.fid:.3f}   (floor, {report.num_samples} real vs the same reference: {report.fid_floor:.3f})")
-    click.echo(f"precision:  {report.precision:.3f}   recall: {report.recall:.3f}   "
-               f"(k={report.k}; real vs real: {report.floor_precision:.3f} / {report.floor_recall:.3f})")
-    click.echo("classes:    " + "  ".join(f"{i}:{100 * s:.0f}%" for i, s in enumerate(report.sample_classes))
-               + "   (samples; real: " + " ".join(f"{100 * s:.0f}" for s in report.real_classes) + ")")
+    click.echo(
+        f"real:       {real_data.num_images} images from {real}; reference statistics from {report.num_reference}"
+    )
+    click.echo(
+        f"features:   LeNet ({origin}: {classifier.cache_path}), held-out accuracy {report.classifier_accuracy:.1%}"
+    )
+    click.echo(
+        f"FID:        {report.fid:.3f}   "
+        f"(floor, {report.num_samples} real vs the same reference: {report.fid_floor:.3f})"
+    )
+    click.echo(
+        f"precision:  {report.precision:.3f}   recall: {report.recall:.3f}   "
+        f"(k={report.k}; real vs real: {report.floor_precision:.3f} / {report.floor_recall:.3f})"
+    )
+    click.echo(
+        "classes:    "
+        + "  ".join(f"{i}:{100 * s:.0f}%" for i, s in enumerate(report.sample_classes))
+        + "   (samples; real: "
+        + " ".join(f"{100 * s:.0f}" for s in report.real_classes)
+        + ")"
+    )
 
 
 class _Progress:
@@ -172,14 +252,21 @@ class _Progress:
         if trainer.dist.is_main:
             from tqdm import tqdm
 
+            from .unet import count_parameters
+
             total = trainer.target_steps()
             click.echo(
-                f"training {sum(p.numel() for p in trainer.model.parameters()):,} parameters on "
+                f"training {count_parameters(trainer.model):,} parameters on "
                 f"{trainer.data_info['num_images']:,} images ({trainer.device}, {trainer.dist.world_size} process(es))",
                 err=True,
             )
-            self.bar = tqdm(total=total if total < 2**62 else None, initial=trainer.step, unit="step",
-                            dynamic_ncols=True, file=sys.stderr)
+            self.bar = tqdm(
+                total=total if total < 2**62 else None,
+                initial=trainer.step,
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
         signal.signal(signal.SIGINT, self._on_sigint)
 
     def _on_sigint(self, signum, frame) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 
 from .errors import TrainingError
@@ -98,13 +97,6 @@ class UNetConfig:
         except TypeError as exc:
             raise TrainingError(f"invalid U-Net config: {exc}") from None
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> UNetConfig:
-        return cls.from_dict(json.loads(text))
-
     def with_image(self, channels: int, size: int) -> UNetConfig:
         return replace(self, im_channels=channels, image_size=size)
 
@@ -138,9 +130,11 @@ PRESETS: dict[str, UNetConfig] = {
 }
 
 
+DEFAULT_PRESET = "seed-small"  # what the seed itself trains; `ddpm train` uses it when no --preset is given
+
+
 def preset(name: str) -> UNetConfig:
     try:
         return PRESETS[name]
     except KeyError:
         raise TrainingError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
-

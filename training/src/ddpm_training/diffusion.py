@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from ddpm_runtime.schedule import NoiseSchedule
 
 

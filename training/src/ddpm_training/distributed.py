@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ddpm_runtime.devices import DEVICES
+
 from .errors import TrainingError
 
 
@@ -27,15 +29,15 @@ class DistInfo:
 
 
 def choose_device(name: str, info: DistInfo) -> torch.device:
+    if name not in DEVICES:
+        raise TrainingError(f"unknown --device {name!r} (choose {', '.join(DEVICES)})")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
             raise TrainingError("--device cuda: no CUDA device is available to PyTorch")
         return torch.device("cuda", info.local_rank % torch.cuda.device_count())
-    if name == "cpu":
-        return torch.device("cpu")
-    raise TrainingError(f"unknown --device {name!r} (choose auto, cpu or cuda)")
+    return torch.device("cpu")
 
 
 def init_from_env(device_name: str) -> tuple[DistInfo, torch.device]:

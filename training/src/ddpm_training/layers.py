@@ -170,4 +170,3 @@ class Upsample(nn.Module):
         if not self.use_upsample:
             return self.cv(x)
         return torch.cat([self.cv(x), self.up(x)], dim=1)
-

@@ -1,10 +1,10 @@
 """The files of a training run folder, all written atomically, by the main process only.
 
-    OUT/checkpoint.pt          latest checkpoint (see checkpoint.py)
-    OUT/config.json            model, schedule and training settings, for people and scripts
-    OUT/loss.csv               one row per log interval
-    OUT/loss.png               the loss curve
-    OUT/samples/step-NNNNNNN.png  EMA samples (DDIM, eta 0, same x_T every time)
+OUT/checkpoint.pt          latest checkpoint (see checkpoint.py)
+OUT/config.json            model, schedule and training settings, for people and scripts
+OUT/loss.csv               one row per log interval
+OUT/loss.png               the loss curve
+OUT/samples/step-NNNNNNN.png  EMA samples (DDIM, eta 0, same x_T every time)
 """
 
 from __future__ import annotations

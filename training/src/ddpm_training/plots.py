@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ def loss_curve_image(steps: Sequence[int], losses: Sequence[float], title: str =
     draw.text((LEFT, 8), title, fill="black")
     x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
     draw.rectangle([x0, y0, x1, y1], outline="black")
-    points = [(s, v) for s, v in zip(steps, losses) if v > 0 and math.isfinite(v)]
+    points = [(s, v) for s, v in zip(steps, losses, strict=True) if v > 0 and math.isfinite(v)]
     if not points:
         draw.text((x0 + 10, y0 + 10), "no loss values yet", fill="gray")
         return np.asarray(image)
@@ -38,14 +38,14 @@ def loss_curve_image(steps: Sequence[int], losses: Sequence[float], title: str =
         _, y = to_xy(s_min, log_value)
         draw.line([x0 - 4, y, x0, y], fill="black")
         draw.line([x0 + 1, y, x1 - 1, y], fill=(230, 230, 230))
-        draw.text((6, y - 6), f"{10 ** log_value:.3g}", fill="black")
+        draw.text((6, y - 6), f"{10**log_value:.3g}", fill="black")
     for k in range(5):  # x ticks
         step = s_min + (s_max - s_min) * k / 4
         x, _ = to_xy(step, lo)
         draw.line([x, y1, x, y1 + 4], fill="black")
         draw.text((x - 12, y1 + 8), f"{step:.0f}", fill="black")
     draw.text(((x0 + x1) // 2 - 12, HEIGHT - 20), "step", fill="black")
-    xy = [to_xy(s, lv) for (s, _), lv in zip(points, log_values)]
+    xy = [to_xy(s, lv) for (s, _), lv in zip(points, log_values, strict=True)]
     if len(xy) == 1:
         draw.ellipse([xy[0][0] - 2, xy[0][1] - 2, xy[0][0] + 2, xy[0][1] + 2], fill=(31, 119, 180))
     else:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
+
 from ddpm_runtime.images import make_grid, to_uint8_nhwc
 from ddpm_runtime.samplers import sample_ddim
 from ddpm_runtime.schedule import NoiseSchedule
 from ddpm_runtime.timesteps import spaced_timesteps
-from torch import nn
 
 from .config import UNetConfig
 from .torch_eps import numpy_eps_model

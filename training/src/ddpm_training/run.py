@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch.distributed
-from ddpm_runtime.errors import UserError
-from ddpm_runtime.schedule import ScheduleConfig
 
-from .checkpoint import checkpoint_configs, load_checkpoint
-from .config import preset
+from .checkpoint import load_checkpoint
 from .data import load_images
 from .distributed import DistInfo, init_from_env, shutdown
-from .errors import TrainingError
 from .outputs import RunFolder
-from .train_config import TrainConfig
+from .run_settings import TrainRequest, data_limit, resolve_settings
 from .trainer import LogRecord, Trainer, fit
-
-STOP_FIELDS = ("epochs", "max_steps", "max_minutes")
-
-
-@dataclass
-class TrainRequest:
-    data: Path
-    out: Path | None = None  # defaults to the resumed checkpoint's folder
-    preset: str | None = None  # defaults to "seed-small", or the resumed checkpoint's config
-    train_options: dict = field(default_factory=dict)  # TrainConfig fields the user gave explicitly
-    schedule_options: dict = field(default_factory=dict)  # ScheduleConfig fields the user gave explicitly
-    resume: Path | None = None
-    device: str = "auto"
-    limit: int | None = None
 
 
 @dataclass
 class RunSummary:
     folder: Path
+    checkpoint: Path | None  # the run's checkpoint, if one has been written
     step: int
     stop_reason: str
     last_samples: Path | None
@@ -51,18 +34,6 @@ class Callbacks:
     should_stop: Callable[[], bool] = lambda: False
 
 
-def _train_config(request: TrainRequest, saved: dict | None) -> TrainConfig:
-    options = dict(request.train_options)
-    if saved is None:
-        return TrainConfig(**options)
-    merged = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
-    if any(options.get(k) is not None for k in STOP_FIELDS):
-        # New stop rules replace the saved ones; without any, the run continues to its original target.
-        merged.update({k: None for k in STOP_FIELDS})
-    merged.update(options)
-    return TrainConfig(**merged)
-
-
 def run_training(request: TrainRequest, callbacks: Callbacks | None = None) -> RunSummary:
     callbacks = callbacks or Callbacks()
     info, device = init_from_env(request.device)
@@ -74,29 +45,14 @@ def run_training(request: TrainRequest, callbacks: Callbacks | None = None) -> R
 
 def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) -> RunSummary:
     checkpoint = load_checkpoint(request.resume) if request.resume else None
-    limit = request.limit
-    if limit is None and checkpoint is not None:
-        limit = checkpoint.get("data", {}).get("limit")  # a resumed run keeps its --limit unless told otherwise
+    limit = data_limit(request, checkpoint)
     data = load_images(request.data, limit)
-    if checkpoint is not None:
-        saved_model, saved_schedule = checkpoint_configs(request.resume, checkpoint)
-        if request.preset is not None:
-            wanted = preset(request.preset).with_image(data.channels, data.image_size)
-            if wanted != saved_model:
-                raise TrainingError(f"{request.resume}: cannot resume: it holds another model config than --preset {request.preset}")
-        model_config = saved_model
-        schedule_config = ScheduleConfig.from_dict({**saved_schedule.to_dict(), **request.schedule_options})
-        train_config = _train_config(request, checkpoint.get("train_config", {}))
-    else:
-        model_config = preset(request.preset or "seed-small").with_image(data.channels, data.image_size)
-        schedule_config = ScheduleConfig(**request.schedule_options)
-        train_config = _train_config(request, None)
-
-    folder = RunFolder(request.out or (request.resume.parent if request.resume else Path("runs/ddpm")))
+    settings = resolve_settings(request, checkpoint, data.channels, data.image_size)
+    folder = RunFolder(settings.folder)
     # Every process checks (it writes nothing lasting), so all of them fail alike on a bad folder
     # instead of rank 0 exiting and the others dying on a broken process group.
     folder.prepare(resuming=checkpoint is not None)
-    trainer = Trainer(model_config, schedule_config, train_config, data, device, info)
+    trainer = Trainer(settings.model_config, settings.schedule_config, settings.train_config, data, device, info)
     trainer.data_info["limit"] = limit
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, source=str(request.resume))
@@ -115,7 +71,10 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
         # process group before the others finish aborts in gloo ("terminate called without an active
         # exception"). Only on this normal path: after an error a barrier could wait forever.
         torch.distributed.barrier()
-    return RunSummary(folder.folder, trainer.step, reason, last_samples[-1] if last_samples else None, info)
+    checkpoint_path = folder.checkpoint_path if folder.checkpoint_path.is_file() else None
+    return RunSummary(
+        folder.folder, checkpoint_path, trainer.step, reason, last_samples[-1] if last_samples else None, info
+    )
 
 
-__all__ = ["Callbacks", "RunSummary", "TrainRequest", "UserError", "run_training"]
+__all__ = ["Callbacks", "RunSummary", "TrainRequest", "run_training"]

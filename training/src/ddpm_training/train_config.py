@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 
 from .errors import TrainingError
 
+STOP_FIELDS = ("epochs", "max_steps", "max_minutes")  # a run stops at the first of these it reaches
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -56,8 +58,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        if not isinstance(data, dict):
+            raise TrainingError(f"training settings must be a JSON object, got {type(data).__name__}")
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TrainingError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
 
     def math_differences(self, other: TrainConfig) -> list[str]:
         return [

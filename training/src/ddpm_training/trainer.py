@@ -11,13 +11,15 @@ as one process with batch B (up to the order of float additions in the gradient 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import torch
-from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 from torch.nn.parallel import DistributedDataParallel
+
+from ddpm_runtime.images import to_model_range
+from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 
 from .config import UNetConfig
 from .data import ImageData
@@ -50,13 +52,13 @@ class Trainer:
         train_config: TrainConfig,
         data: ImageData,
         device: torch.device | str = "cpu",
-        dist_info: DistInfo = DistInfo(),
+        dist_info: DistInfo | None = None,
     ):
         self.model_config = model_config
         self.schedule = NoiseSchedule.from_config(schedule_config)
         self.config = train_config
         self.device = torch.device(device)
-        self.dist = dist_info
+        self.dist = dist_info = dist_info or DistInfo()
         self.data_info = {
             "fingerprint": data.fingerprint,
             "num_images": data.num_images,
@@ -118,7 +120,7 @@ class Trainer:
         shape = (batch_size, self.model_config.im_channels, self.model_config.image_size, self.model_config.image_size)
         t = torch.randint(0, self.schedule.num_timesteps, (batch_size,), generator=self.generator)
         noise = torch.randn(shape, generator=self.generator)
-        x0 = self.images[indices[rows]].permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (b, C, H, W) in [-1, 1]
+        x0 = to_model_range(self.images[indices[rows]].permute(0, 3, 1, 2).float())  # (b, C, H, W) in [-1, 1]
         return x0, noise[rows].to(self.device), t[rows].to(self.device)
 
     def train_step(self) -> torch.Tensor:
@@ -143,7 +145,7 @@ class Trainer:
         if self.config.max_steps is not None:
             targets.append(self.config.max_steps)
         if self.config.stop_epochs is not None:
-            targets.append(int(round(self.config.stop_epochs * self.steps_per_epoch)))
+            targets.append(round(self.config.stop_epochs * self.steps_per_epoch))
         return min(targets) if targets else 2**62
 
     # ---- checkpoint state

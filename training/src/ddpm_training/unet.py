@@ -14,8 +14,16 @@ class _ResAttnStack(nn.Module):
     conv1/te_block/conv2/res_block form ResNet block i (the seed's "conv1 + te + conv2" with a 1x1
     residual conv); attn_block[i] is a self-attention block."""
 
-    def __init__(self, in_channels: int, out_channels: int, t_emb_dim: int, num_resnets: int, num_attn: int,
-                 num_groups: int, num_heads: int):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        t_emb_dim: int,
+        num_resnets: int,
+        num_attn: int,
+        num_groups: int,
+        num_heads: int,
+    ):
         super().__init__()
         widths_in = [in_channels] + [out_channels] * (num_resnets - 1)
         self.conv1 = nn.ModuleList([NormActConv(c, out_channels, num_groups) for c in widths_in])
@@ -40,8 +48,16 @@ class _ResAttnStack(nn.Module):
 class DownC(_ResAttnStack):
     """num_layers x (ResNet block with time embedding, then + self-attention), then downsample."""
 
-    def __init__(self, in_channels: int, out_channels: int, t_emb_dim: int = 128, num_layers: int = 2,
-                 down_sample: bool = True, num_groups: int = 8, num_heads: int = 4):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        t_emb_dim: int = 128,
+        num_layers: int = 2,
+        down_sample: bool = True,
+        num_groups: int = 8,
+        num_heads: int = 4,
+    ):
         super().__init__(in_channels, out_channels, t_emb_dim, num_layers, num_layers, num_groups, num_heads)
         self.num_layers = num_layers
         self.down_block = Downsample(out_channels, out_channels) if down_sample else nn.Identity()
@@ -59,8 +75,15 @@ class DownC(_ResAttnStack):
 class MidC(_ResAttnStack):
     """A ResNet block with time embedding, then num_layers x (self-attention + ResNet block)."""
 
-    def __init__(self, in_channels: int, out_channels: int, t_emb_dim: int = 128, num_layers: int = 2,
-                 num_groups: int = 8, num_heads: int = 4):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        t_emb_dim: int = 128,
+        num_layers: int = 2,
+        num_groups: int = 8,
+        num_heads: int = 4,
+    ):
         super().__init__(in_channels, out_channels, t_emb_dim, num_layers + 1, num_layers, num_groups, num_heads)
         self.num_layers = num_layers
 
@@ -74,8 +97,16 @@ class MidC(_ResAttnStack):
 class UpC(_ResAttnStack):
     """Upsample, concatenate the encoder's skip, then num_layers x (ResNet block + self-attention)."""
 
-    def __init__(self, in_channels: int, out_channels: int, t_emb_dim: int = 128, num_layers: int = 2,
-                 up_sample: bool = True, num_groups: int = 8, num_heads: int = 4):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        t_emb_dim: int = 128,
+        num_layers: int = 2,
+        up_sample: bool = True,
+        num_groups: int = 8,
+        num_heads: int = 4,
+    ):
         super().__init__(in_channels, out_channels, t_emb_dim, num_layers, num_layers, num_groups, num_heads)
         self.num_layers = num_layers
         self.up_block = Upsample(in_channels, in_channels // 2) if up_sample else nn.Identity()

@@ -1,21 +1,53 @@
-"""Samplers: pure functions of (eps_model, x_T, schedule, timesteps, ..., rng, callback).
+"""Samplers: pure functions with one signature (see ``interface.py``), found by name in ``REGISTRY``.
 
-``eps_model(x, t)`` takes float32 arrays ``x`` (B, C, H, W) and ``t`` (B,) and returns the predicted
-noise with x's shape. Any callable works: an ONNX Runtime session, or a torch module in tests.
 Schedule maths is float64; the state x is float64 and cast to float32 only for the model call.
+Adding a sampler: write ``samplers/NAME.py`` with its ``sample_NAME`` function and a ``SPEC``, then
+add ``NAME.SPEC`` to the tuple below. The CLI's ``--sampler`` choices, default step counts, help
+text and option flags all come from here.
 """
 
+from ..errors import UserError
+from . import ddim, ddpm, dpm_solver
 from .ddim import ddim_step, sample_ddim
 from .ddpm import ddpm_step, sample_ddpm
 from .dpm_solver import dpm_solver_2m_step, sample_dpm_solver_2m
+from .interface import Callback, EpsModel, SamplerOption, SamplerSpec
 
-SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
+REGISTRY: dict[str, SamplerSpec] = {
+    spec.name: spec
+    for spec in (
+        ddpm.SPEC,
+        ddim.SPEC,
+        dpm_solver.SPEC,
+    )
+}
+SAMPLERS = tuple(REGISTRY)
+
+
+def get_sampler(name: str) -> SamplerSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})") from None
+
+
+def all_options() -> dict[str, SamplerOption]:
+    """Every sampler option by name, once (samplers that share an option share its flag)."""
+    return {option.name: option for spec in REGISTRY.values() for option in spec.options}
+
 
 __all__ = [
+    "REGISTRY",
     "SAMPLERS",
+    "Callback",
+    "EpsModel",
+    "SamplerOption",
+    "SamplerSpec",
+    "all_options",
     "ddim_step",
     "ddpm_step",
     "dpm_solver_2m_step",
+    "get_sampler",
     "sample_ddim",
     "sample_ddpm",
     "sample_dpm_solver_2m",

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from ..schedule import NoiseSchedule
-
-EpsModel = Callable[[np.ndarray, np.ndarray], np.ndarray]
-Callback = Callable[[int, int, np.ndarray], None]
+from .interface import Callback, EpsModel, SamplerOption, SamplerSpec
 
 
 def ddim_step(
@@ -43,9 +39,10 @@ def sample_ddim(
     x_T: np.ndarray,
     schedule: NoiseSchedule,
     timesteps: np.ndarray,
-    eta: float = 0.0,
-    rng: np.random.Generator | None = None,
+    *,
+    rng=None,
     callback: Callback | None = None,
+    eta: float = 0.0,
 ) -> np.ndarray:
     """Run DDIM over descending ``timesteps`` (see ``timesteps.spaced_timesteps``); returns x_0 (float64).
 
@@ -66,3 +63,13 @@ def sample_ddim(
         if callback is not None:
             callback(i, int(t), x)
     return x
+
+
+ETA = SamplerOption(
+    "eta",
+    "--eta",
+    0.0,
+    "DDIM noise: 0 deterministic, 1 the DDPM posterior variance.",
+    check=lambda v: None if 0.0 <= v <= 1.0 else f"--eta must be in [0, 1], got {v}",
+)
+SPEC = SamplerSpec("ddim", sample_ddim, 50, "Song et al. 2020 (eq. 12), deterministic with --eta 0", (ETA,))

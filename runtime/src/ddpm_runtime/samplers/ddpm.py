@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedule import NoiseSchedule
-from .ddim import Callback, EpsModel
+from .interface import Callback, EpsModel, SamplerOption, SamplerSpec
 
 
 def ddpm_step(
@@ -54,11 +54,14 @@ def sample_ddpm(
     x_T: np.ndarray,
     schedule: NoiseSchedule,
     timesteps: np.ndarray,
-    rng,
-    mean_from_clipped_x0: bool = False,
+    *,
+    rng=None,
     callback: Callback | None = None,
+    mean_from_clipped_x0: bool = False,
 ) -> np.ndarray:
     """Ancestral sampling over descending ``timesteps``; ``rng.standard_normal(shape)`` gives z."""
+    if rng is None:
+        raise ValueError("sample_ddpm needs rng")
     timesteps = np.asarray(timesteps, dtype=np.int64)
     x = np.asarray(x_T, dtype=np.float64)
     for i, t in enumerate(timesteps):
@@ -70,3 +73,14 @@ def sample_ddpm(
         if callback is not None:
             callback(i, int(t), x)
     return x
+
+
+CLIPPED_MEAN = SamplerOption(
+    "mean_from_clipped_x0",
+    "--ddpm-clipped-mean",
+    False,
+    "ddpm: compute the mean from the clamped x0 estimate (Ho et al. eq. 7) instead of the seed's eq. 11.",
+)
+SPEC = SamplerSpec(
+    "ddpm", sample_ddpm, None, "the seed's ancestral sampler (Ho et al. 2020, Algorithm 2)", (CLIPPED_MEAN,)
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedule import NoiseSchedule
-from .ddim import Callback, EpsModel
+from .interface import Callback, EpsModel, SamplerSpec
 
 
 def dpm_solver_2m_step(
@@ -49,6 +49,8 @@ def sample_dpm_solver_2m(
     x_T: np.ndarray,
     schedule: NoiseSchedule,
     timesteps: np.ndarray,
+    *,
+    rng=None,
     callback: Callback | None = None,
 ) -> np.ndarray:
     """Deterministic: one model call per listed timestep, then the final jump to the clean image."""
@@ -66,3 +68,6 @@ def sample_dpm_solver_2m(
         if callback is not None:
             callback(i, int(t), x)
     return x
+
+
+SPEC = SamplerSpec("dpm-solver++", sample_dpm_solver_2m, 20, "Lu et al. 2022, multistep second order (2M)")

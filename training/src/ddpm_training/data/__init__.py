@@ -20,7 +20,7 @@ from .dataset import ImageData
 from .folder import load_folder
 from .idx import find_idx_images, load_idx
 
-__all__ = ["ImageData", "load_images", "to_model_range"]
+__all__ = ["ImageData", "load_images"]
 
 
 def load_images(path: str | Path, limit: int | None = None) -> ImageData:
@@ -45,8 +45,3 @@ def load_images(path: str | Path, limit: int | None = None) -> ImageData:
     if images.shape[1] != images.shape[2]:
         raise TrainingError(f"{path}: images must be square, found {images.shape[2]}x{images.shape[1]}")
     return ImageData(np.ascontiguousarray(images), labels, str(path)).limited(limit)
-
-
-def to_model_range(images_uint8):
-    """uint8 0..255 -> float in [-1, 1], the seed's ``2 * ToTensor()(img) - 1``. Works on NumPy and torch."""
-    return images_uint8 / 127.5 - 1.0

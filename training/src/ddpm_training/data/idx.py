@@ -38,9 +38,13 @@ def read_idx(path: Path) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
     expected = int(np.prod(shape))
     if len(data) - header < expected:
-        raise TrainingError(f"{path}: truncated IDX file: header says {shape} ({expected} bytes), found {len(data) - header}")
+        raise TrainingError(
+            f"{path}: truncated IDX file: header says {shape} ({expected} bytes), found {len(data) - header}"
+        )
     if len(data) - header > expected:
-        raise TrainingError(f"{path}: IDX file has {len(data) - header - expected} bytes after the data its header describes")
+        raise TrainingError(
+            f"{path}: IDX file has {len(data) - header - expected} bytes after the data its header describes"
+        )
     return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header).reshape(shape)
 
 

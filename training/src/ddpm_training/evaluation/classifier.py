@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ddpm_runtime.images import to_model_range
 
 from ..data import ImageData
 from ..errors import TrainingError
@@ -44,7 +46,7 @@ def default_cache_dir() -> Path:
 
 def to_input(images_uint8: np.ndarray) -> torch.Tensor:
     """(N, H, W, C) uint8 -> (N, C, H, W) float in [-1, 1], the model's data range."""
-    return torch.from_numpy(np.array(images_uint8, copy=True)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return to_model_range(torch.from_numpy(np.array(images_uint8, copy=True)).permute(0, 3, 1, 2).float())
 
 
 def _key(data: ImageData, seed: int, epochs: int) -> str:
@@ -116,8 +118,17 @@ def _save(path: Path, model: LeNet, accuracy: float, data: ImageData) -> None:
 
     ensure_writable_dir(path.parent)
     buffer = io.BytesIO()
-    torch.save({"format": CACHE_FORMAT, "version": CACHE_VERSION, "config": model.config.to_dict(),
-                "state_dict": model.state_dict(), "accuracy": accuracy, "data_fingerprint": data.fingerprint}, buffer)
+    torch.save(
+        {
+            "format": CACHE_FORMAT,
+            "version": CACHE_VERSION,
+            "config": model.config.to_dict(),
+            "state_dict": model.state_dict(),
+            "accuracy": accuracy,
+            "data_fingerprint": data.fingerprint,
+        },
+        buffer,
+    )
     with atomic_output(path) as handle:
         handle.write(buffer.getbuffer())
 
@@ -138,7 +149,9 @@ def _load(path: Path, config: LeNetConfig) -> FeatureClassifier | None:
 
 
 @torch.no_grad()
-def features_and_predictions(model: LeNet, images_uint8: np.ndarray, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def features_and_predictions(
+    model: LeNet, images_uint8: np.ndarray, batch: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     feats, preds = [], []
     for start in range(0, len(images_uint8), batch):
         f = model.features(to_input(images_uint8[start : start + batch]))

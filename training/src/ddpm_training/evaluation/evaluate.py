@@ -9,7 +9,9 @@ import numpy as np
 from ..data import ImageData
 from ..errors import TrainingError
 from .classifier import FeatureClassifier, features_and_predictions
-from .metrics import class_histogram, fid, precision_recall
+from .metrics import DEFAULT_K, class_histogram, fid, precision_recall
+
+DEFAULT_SEED = 0  # seeds the feature classifier's training and the choice of real subsets
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,27 @@ class EvalReport:
         return asdict(self)
 
 
-def evaluate(samples: ImageData, real: ImageData, classifier: FeatureClassifier, seed: int = 0, k: int = 3,
-             max_reference: int = 10_000) -> EvalReport:
+def evaluate(
+    samples: ImageData,
+    real: ImageData,
+    classifier: FeatureClassifier,
+    seed: int = DEFAULT_SEED,
+    k: int = DEFAULT_K,
+    max_reference: int = 10_000,
+) -> EvalReport:
     if samples.images.shape[1:] != real.images.shape[1:]:
-        raise TrainingError(f"{samples.source}: samples are {samples.images.shape[1:]} (H, W, C) but the real data "
-                            f"{real.source} is {real.images.shape[1:]}")
+        raise TrainingError(
+            f"{samples.source}: samples are {samples.images.shape[1:]} (H, W, C) but the real data "
+            f"{real.source} is {real.images.shape[1:]}"
+        )
     n = samples.num_images
     if n <= k:
         raise TrainingError(f"{samples.source}: {n} samples are too few (precision/recall need more than k={k})")
     if real.num_images < 2 * n:
-        raise TrainingError(f"{real.source}: {real.num_images} real images are too few for {n} samples "
-                            f"(need {2 * n}: {n} held out for the floor and at least {n} as reference)")
+        raise TrainingError(
+            f"{real.source}: {real.num_images} real images are too few for {n} samples "
+            f"(need {2 * n}: {n} held out for the floor and at least {n} as reference)"
+        )
     order = np.random.default_rng(seed).permutation(real.num_images)
     floor_idx = order[:n]
     reference_idx = order[n : n + max(n, min(max_reference, real.num_images - n))]

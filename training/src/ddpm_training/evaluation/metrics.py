@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+DEFAULT_K = 3  # neighbourhood size of precision/recall, the paper's choice
+
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     features = np.asarray(features, dtype=np.float64)
@@ -46,12 +48,12 @@ def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
     return np.sort(distances, axis=1)[:, k]  # column 0 is the point itself
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = DEFAULT_K) -> tuple[float, float]:
     """precision: share of fake points inside the real manifold; recall: share of real points inside the fake one."""
     real_radii, fake_radii = knn_radii(real, k), knn_radii(fake, k)
     cross = _pairwise(fake, real)  # (n_fake, n_real)
     precision = float(np.mean((cross <= real_radii[None, :]).any(axis=1)))
-    recall = float(np.mean((cross.T <= fake_radii[None, :]).any(axis=1)))
+    recall = float(np.mean((fake_radii[None, :] >= cross.T).any(axis=1)))
     return precision, recall
 
 

@@ -1,6 +1,6 @@
 """Torch references of the sampler equations, written independently of the NumPy code, for parity tests.
 
-DDPM's reference is the seed's own DiffusionReverseProcess (tests/seed_reference.py); this file adds
+DDPM's reference is the seed's own DiffusionReverseProcess (tests/reference/seed_reference.py); this file adds
 the seed's reverse process as a class plus DDIM and DPM-Solver++(2M) steps in torch (float64).
 """
 

@@ -6,11 +6,13 @@ import gzip
 
 import numpy as np
 import pytest
-from ddpm_training.data import load_images, to_model_range
-from ddpm_training.errors import TrainingError
 from PIL import Image
 
-from conftest import idx_bytes
+from ddpm_runtime.images import to_model_range
+from ddpm_training.data import load_images
+from ddpm_training.errors import TrainingError
+
+from data_helpers import idx_bytes
 
 
 def test_idx_folder_gz_with_labels(idx_dir, images, labels):
@@ -32,7 +34,12 @@ def test_csv_with_and_without_label(tmp_path, images, labels):
     flat = images.reshape(len(images), -1)
     header = ",".join(f"pixel{i}" for i in range(flat.shape[1]))
     with_label = tmp_path / "train.csv"
-    with_label.write_text("label," + header + "\n" + "\n".join(f"{l}," + ",".join(map(str, r)) for l, r in zip(labels, flat)))
+    with_label.write_text(
+        "label,"
+        + header
+        + "\n"
+        + "\n".join(f"{label}," + ",".join(map(str, r)) for label, r in zip(labels, flat, strict=True))
+    )
     pixels_only = tmp_path / "generated.csv"
     pixels_only.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in flat))
     a, b = load_images(with_label), load_images(pixels_only)
@@ -108,7 +115,14 @@ def bad_inputs(tmp_path, images):
     cases["mixed"] = (mixed, "one size")
     (tmp_path / "empty").mkdir()
     cases["empty"] = (tmp_path / "empty", "no PNG or JPEG")
-    _write(tmp_path, "pickle.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (1,), }" + b" " * 45 + b"\n" + b"\x80\x04N.")
+    _write(
+        tmp_path,
+        "pickle.npy",
+        b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+        + b" " * 45
+        + b"\n"
+        + b"\x80\x04N.",
+    )
     cases["pickle"] = (tmp_path / "pickle.npy", "cannot read NumPy file")
     return cases
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ddpm_training.evaluation.metrics import class_histogram, fid, frechet_distance, precision_recall
 
 

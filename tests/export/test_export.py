@@ -7,13 +7,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+
 from ddpm_runtime.metadata import METADATA_KEY, ModelMetadata
 from ddpm_runtime.schedule import ScheduleConfig
 from ddpm_training.checkpoint import load_checkpoint
 from ddpm_training.unet import Unet
 
 from cli_helpers import error_lines, run_ddpm
-from conftest import make_checkpoint
+from data_helpers import make_checkpoint
 
 
 def eager(checkpoint_path, weights="ema"):
@@ -29,7 +30,9 @@ def ort_session(path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("name,size,steps", [("tiny", 12, 0), ("tiny", 12, 3), ("seed-small", 28, 0), ("seed-small", 28, 2)])
+@pytest.mark.parametrize(
+    "name,size,steps", [("tiny", 12, 0), ("tiny", 12, 3), ("seed-small", 28, 0), ("seed-small", 28, 2)]
+)
 def test_onnx_and_torchscript_exports_pass_parity(capsys, tmp_path, name, size, steps):
     ckpt = tmp_path / "ckpt.pt"
     make_checkpoint(ckpt, name, size, steps)
@@ -81,7 +84,7 @@ def test_metadata_round_trip(tiny_onnx, tiny_trained, tmp_path):
     from ddpm_export.torchscript_export import export_torchscript, load_torchscript
 
     export_torchscript(load_source(tiny_trained), tmp_path / "m.pt")
-    module, text = load_torchscript(str(tmp_path / "m.pt"))
+    _, text = load_torchscript(str(tmp_path / "m.pt"))
     ts_meta = ModelMetadata.from_json(text)
     assert ts_meta.model_config == meta.model_config and ts_meta.schedule == meta.schedule
     assert ts_meta.exporter["format"] == "torchscript"

@@ -1,12 +1,16 @@
-"""DDIM checked against an analytic case, not against itself."""
+"""The samplers against analytic cases (exact eps of a one-image data set), not against themselves. No torch."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from ddpm_runtime.samplers import ddim_step, sample_ddim
+
+from ddpm_runtime.noise import PerImageNoise
+from ddpm_runtime.samplers import ddim_step, sample_ddim, sample_ddpm, sample_dpm_solver_2m
 from ddpm_runtime.schedule import NoiseSchedule
 from ddpm_runtime.timesteps import spaced_timesteps
+
+SCHEDULE = NoiseSchedule.from_config()
 
 
 def test_deterministic_ddim_lands_on_the_only_data_point():
@@ -46,3 +50,36 @@ def test_stochastic_ddim_needs_rng_and_is_reproducible():
     a = sample_ddim(model, x_T, schedule, spaced_timesteps(1000, 5), eta=0.5, rng=np.random.default_rng(3))
     b = sample_ddim(model, x_T, schedule, spaced_timesteps(1000, 5), eta=0.5, rng=np.random.default_rng(3))
     np.testing.assert_array_equal(a, b)
+
+
+def exact_eps_for(target):
+    def eps(x, t):
+        ab = SCHEDULE.alpha_bars[t.astype(np.int64)][:, None, None, None]
+        return ((x - np.sqrt(ab) * target) / np.sqrt(1 - ab)).astype(np.float32)
+
+    return eps
+
+
+def test_dpm_solver_lands_on_the_only_data_point():
+    """With the exact eps of a one-image data set every x_0 prediction is x*, so any step count lands on it."""
+    target = np.random.default_rng(0).uniform(-1, 1, (1, 1, 5, 5))
+    for steps in (1, 2, 10, 25):
+        x_T = np.random.default_rng(steps).standard_normal((2, 1, 5, 5))
+        x0 = sample_dpm_solver_2m(exact_eps_for(target), x_T, SCHEDULE, spaced_timesteps(1000, steps))
+        np.testing.assert_allclose(x0, np.broadcast_to(target, x0.shape), atol=1e-4)
+
+
+def test_ddpm_full_run_lands_near_the_only_data_point():
+    """Ancestral sampling with exact eps ends at x* plus the last steps' small noise (sigma_1 ~ 0.01)."""
+    target = np.random.default_rng(1).uniform(-0.5, 0.5, (1, 1, 5, 5))
+    x_T = np.random.default_rng(2).standard_normal((2, 1, 5, 5))
+    x0 = sample_ddpm(exact_eps_for(target), x_T, SCHEDULE, spaced_timesteps(1000, 1000), rng=PerImageNoise(0, 0, 2))
+    assert np.abs(x0 - target).max() < 0.05
+
+
+def test_per_image_noise_does_not_depend_on_batching():
+    whole = PerImageNoise(5, 0, 6).standard_normal((6, 1, 2, 2))
+    parts = np.concatenate(
+        [PerImageNoise(5, 0, 4).standard_normal((4, 1, 2, 2)), PerImageNoise(5, 4, 2).standard_normal((2, 1, 2, 2))]
+    )
+    np.testing.assert_array_equal(whole, parts)

@@ -1,17 +1,21 @@
-"""Each NumPy sampler step equals a torch reference of the same equations on identical inputs and noise."""
+"""Each NumPy sampler step equals a torch reference of the same equations on identical inputs and noise,
+and a whole trajectory of torch model + torch sampler equals ONNX Runtime + NumPy sampler."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from ddpm_runtime.noise import PerImageNoise
-from ddpm_runtime.samplers import (ddim_step, ddpm_step, dpm_solver_2m_step, sample_ddpm,
-                                   sample_dpm_solver_2m)
+
+from ddpm_runtime.onnx_model import load_onnx_model
+from ddpm_runtime.samplers import ddim_step, ddpm_step, dpm_solver_2m_step, sample_ddim
 from ddpm_runtime.schedule import NoiseSchedule
 from ddpm_runtime.timesteps import spaced_timesteps
+from ddpm_training.checkpoint import load_checkpoint
+from ddpm_training.config import UNetConfig
+from ddpm_training.unet import Unet
 
-import torch_reference_samplers as ref
+from reference import torch_samplers as ref
 
 TOL = 1e-5  # the issue's per-step tolerance
 SCHEDULE = NoiseSchedule.from_config()
@@ -27,7 +31,9 @@ def arrays(seed, shape=(3, 1, 6, 6)):
 def test_ddpm_step_equals_the_seeds_reverse_process(t):
     x, eps, z = arrays(t)
     seed_process = ref.SeedReverseProcess()
-    expected_x, expected_x0 = seed_process.sample_prev_timestep(torch.tensor(x), torch.tensor(eps), torch.tensor(t), torch.tensor(z))
+    expected_x, expected_x0 = seed_process.sample_prev_timestep(
+        torch.tensor(x), torch.tensor(eps), torch.tensor(t), torch.tensor(z)
+    )
     got_x, got_x0 = ddpm_step(x, eps, SCHEDULE.alpha_bars[t], SCHEDULE.alpha_bars_prev[t], z if t > 0 else None)
     np.testing.assert_allclose(got_x, expected_x.numpy(), atol=TOL, rtol=0)
     np.testing.assert_allclose(got_x0, expected_x0.numpy(), atol=TOL, rtol=0)
@@ -38,7 +44,9 @@ def test_ddpm_step_float32_seed_matches_too():
     t = 700
     x, eps, z = arrays(7)
     seed32 = ref.SeedReverseProcess(dtype=torch.float32)
-    expected, _ = seed32.sample_prev_timestep(torch.tensor(x).float(), torch.tensor(eps).float(), torch.tensor(t), torch.tensor(z).float())
+    expected, _ = seed32.sample_prev_timestep(
+        torch.tensor(x).float(), torch.tensor(eps).float(), torch.tensor(t), torch.tensor(z).float()
+    )
     got, _ = ddpm_step(x, eps, SCHEDULE.alpha_bars[t], SCHEDULE.alpha_bars_prev[t], z)
     np.testing.assert_allclose(got, expected.double().numpy(), atol=TOL)
 
@@ -67,41 +75,24 @@ def test_dpm_solver_pp_step_equals_reference(first_order):
     x, x0_s, x0_prev = arrays(3)
     lam = lambda ab: float(np.log(np.sqrt(ab) / np.sqrt(1 - ab)))  # noqa: E731
     h_prev = None if first_order else lam(SCHEDULE.alpha_bars[s]) - lam(SCHEDULE.alpha_bars[t_prev])
-    got, h = dpm_solver_2m_step(x, x0_s, None if first_order else x0_prev, SCHEDULE.alpha_bars[s], SCHEDULE.alpha_bars[t], h_prev)
+    got, h = dpm_solver_2m_step(
+        x, x0_s, None if first_order else x0_prev, SCHEDULE.alpha_bars[s], SCHEDULE.alpha_bars[t], h_prev
+    )
     lambda_prev = torch.tensor(lam(SCHEDULE.alpha_bars[t_prev]), dtype=torch.float64)
-    expected = ref.dpm_solver_pp_2m_step(torch.tensor(x), torch.tensor(x0_s), None if first_order else torch.tensor(x0_prev),
-                                         AB[s], AB[t], lambda_prev)
+    expected = ref.dpm_solver_pp_2m_step(
+        torch.tensor(x), torch.tensor(x0_s), None if first_order else torch.tensor(x0_prev), AB[s], AB[t], lambda_prev
+    )
     np.testing.assert_allclose(got, expected.numpy(), atol=TOL, rtol=0)
     assert h > 0
 
 
-def exact_eps_for(target):
-    def eps(x, t):
-        ab = SCHEDULE.alpha_bars[t.astype(np.int64)][:, None, None, None]
-        return ((x - np.sqrt(ab) * target) / np.sqrt(1 - ab)).astype(np.float32)
-
-    return eps
-
-
-def test_dpm_solver_lands_on_the_only_data_point():
-    """With the exact eps of a one-image data set every x_0 prediction is x*, so any step count lands on it."""
-    target = np.random.default_rng(0).uniform(-1, 1, (1, 1, 5, 5))
-    for steps in (1, 2, 10, 25):
-        x_T = np.random.default_rng(steps).standard_normal((2, 1, 5, 5))
-        x0 = sample_dpm_solver_2m(exact_eps_for(target), x_T, SCHEDULE, spaced_timesteps(1000, steps))
-        np.testing.assert_allclose(x0, np.broadcast_to(target, x0.shape), atol=1e-4)
-
-
-def test_ddpm_full_run_lands_near_the_only_data_point():
-    """Ancestral sampling with exact eps ends at x* plus the last steps' small noise (sigma_1 ~ 0.01)."""
-    target = np.random.default_rng(1).uniform(-0.5, 0.5, (1, 1, 5, 5))
-    x_T = np.random.default_rng(2).standard_normal((2, 1, 5, 5))
-    x0 = sample_ddpm(exact_eps_for(target), x_T, SCHEDULE, spaced_timesteps(1000, 1000), PerImageNoise(0, 0, 2))
-    assert np.abs(x0 - target).max() < 0.05
-
-
-def test_per_image_noise_does_not_depend_on_batching():
-    whole = PerImageNoise(5, 0, 6).standard_normal((6, 1, 2, 2))
-    parts = np.concatenate([PerImageNoise(5, 0, 4).standard_normal((4, 1, 2, 2)),
-                            PerImageNoise(5, 4, 2).standard_normal((2, 1, 2, 2))])
-    np.testing.assert_array_equal(whole, parts)
+def test_whole_trajectory_torch_reference_vs_onnx_numpy(tiny_onnx, tiny_trained):
+    """torch model + torch DDIM against ONNX Runtime + NumPy DDIM: 50 steps, eta 0, same x_T."""
+    ckpt = load_checkpoint(tiny_trained)
+    model = Unet(UNetConfig.from_dict(ckpt["model_config"])).eval()
+    model.load_state_dict(ckpt["ema"])
+    timesteps = spaced_timesteps(1000, 50)
+    x_T = np.random.default_rng(0).standard_normal((4, 1, 12, 12))
+    expected = ref.sample_ddim_torch(model, torch.tensor(x_T), AB, timesteps).numpy()
+    got = sample_ddim(load_onnx_model(tiny_onnx, "cpu"), x_T, SCHEDULE, timesteps)
+    assert np.abs(got - expected).max() <= 1e-3

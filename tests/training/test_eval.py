@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ddpm_training.data import ImageData, load_images
 from ddpm_training.evaluation import evaluate, feature_classifier
 
@@ -20,7 +21,7 @@ def blur(images: np.ndarray) -> np.ndarray:
     kernel = np.array([1, 4, 6, 4, 1.0]) / 16
     out = images.astype(np.float64)
     for axis in (1, 2):
-        out = sum(w * np.roll(out, shift, axis=axis) for w, shift in zip(kernel, range(-2, 3)))
+        out = sum(w * np.roll(out, shift, axis=axis) for w, shift in zip(kernel, range(-2, 3), strict=True))
     return out
 
 
@@ -38,8 +39,10 @@ def test_fid_ranks_real_noisy_blurred_uniform_on_fashion_mnist():
         "blurred": blur(test),
         "uniform noise": rng.uniform(0, 255, test.shape),
     }
-    reports = {name: evaluate(ImageData(np.rint(np.clip(a, 0, 255)).astype(np.uint8), None, name), real, classifier)
-               for name, a in cases.items()}
+    reports = {
+        name: evaluate(ImageData(np.rint(np.clip(a, 0, 255)).astype(np.uint8), None, name), real, classifier)
+        for name, a in cases.items()
+    }
     fids = [reports[name].fid for name in cases]
     assert fids == sorted(fids), fids  # measured: 2.2 < 3.2 < 77.6 < 672.6, floor 1.5
     assert reports["real test images"].fid < 2 * reports["real test images"].fid_floor + 1
@@ -49,7 +52,7 @@ def test_fid_ranks_real_noisy_blurred_uniform_on_fashion_mnist():
 
 
 def labelled_npz(path: Path, n: int, seed: int = 0) -> Path:
-    from conftest import make_images
+    from data_helpers import make_images
 
     images = make_images(n, 12, seed)
     labels = (images.reshape(n, -1).mean(1) > np.median(images.reshape(n, -1).mean(1))).astype(np.int64)

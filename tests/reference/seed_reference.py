@@ -1,5 +1,5 @@
-"""The seed's code (shared/seeds/000_dc0b172efa6ebbab.txt), transcribed as the reference for tests
-and for bench/train_throughput.py. Kept deliberately as the seed wrote it: nn.MultiheadAttention
+"""The seed's code (shared/seeds/000_dc0b172efa6ebbab.txt), transcribed as the reference for the
+tests. Kept deliberately as the seed wrote it: nn.MultiheadAttention
 called with its default need_weights=True, the seed's forward process, its reverse step.
 
 ``fixed=True`` adds the one line the printed seed misses (DownC calls its down_block).
@@ -73,14 +73,26 @@ class Downsample(nn.Module):
     def __init__(self, in_channels, out_channels, k=2, use_conv=True, use_mpool=True):
         super().__init__()
         self.use_conv, self.use_mpool = use_conv, use_mpool
-        self.cv = nn.Sequential(
-            nn.Conv2d(in_channels, in_channels, kernel_size=1),
-            nn.Conv2d(in_channels, out_channels // 2 if use_mpool else out_channels, kernel_size=4, stride=k, padding=1),
-        ) if use_conv else nn.Identity()
-        self.mpool = nn.Sequential(
-            nn.MaxPool2d(k, k),
-            nn.Conv2d(in_channels, out_channels // 2 if use_conv else out_channels, kernel_size=1, stride=1, padding=0),
-        ) if use_mpool else nn.Identity()
+        self.cv = (
+            nn.Sequential(
+                nn.Conv2d(in_channels, in_channels, kernel_size=1),
+                nn.Conv2d(
+                    in_channels, out_channels // 2 if use_mpool else out_channels, kernel_size=4, stride=k, padding=1
+                ),
+            )
+            if use_conv
+            else nn.Identity()
+        )
+        self.mpool = (
+            nn.Sequential(
+                nn.MaxPool2d(k, k),
+                nn.Conv2d(
+                    in_channels, out_channels // 2 if use_conv else out_channels, kernel_size=1, stride=1, padding=0
+                ),
+            )
+            if use_mpool
+            else nn.Identity()
+        )
 
     def forward(self, x):
         if not self.use_conv:
@@ -95,14 +107,24 @@ class Upsample(nn.Module):
         super().__init__()
         self.use_conv, self.use_upsample = use_conv, use_upsample
         half = out_channels // 2 if use_upsample else out_channels
-        self.cv = nn.Sequential(
-            nn.ConvTranspose2d(in_channels, half, kernel_size=4, stride=k, padding=1),
-            nn.Conv2d(half, half, kernel_size=1, stride=1, padding=0),
-        ) if use_conv else nn.Identity()
-        self.up = nn.Sequential(
-            nn.Upsample(scale_factor=k, mode="bilinear", align_corners=False),
-            nn.Conv2d(in_channels, out_channels // 2 if use_conv else out_channels, kernel_size=1, stride=1, padding=0),
-        ) if use_upsample else nn.Identity()
+        self.cv = (
+            nn.Sequential(
+                nn.ConvTranspose2d(in_channels, half, kernel_size=4, stride=k, padding=1),
+                nn.Conv2d(half, half, kernel_size=1, stride=1, padding=0),
+            )
+            if use_conv
+            else nn.Identity()
+        )
+        self.up = (
+            nn.Sequential(
+                nn.Upsample(scale_factor=k, mode="bilinear", align_corners=False),
+                nn.Conv2d(
+                    in_channels, out_channels // 2 if use_conv else out_channels, kernel_size=1, stride=1, padding=0
+                ),
+            )
+            if use_upsample
+            else nn.Identity()
+        )
 
     def forward(self, x):
         if not self.use_conv:
@@ -113,16 +135,22 @@ class Upsample(nn.Module):
 
 
 class DownC(nn.Module):
-    def __init__(self, in_channels, out_channels, t_emb_dim=128, num_layers=2, down_sample=True, num_groups=8, fixed=True):
+    def __init__(
+        self, in_channels, out_channels, t_emb_dim=128, num_layers=2, down_sample=True, num_groups=8, fixed=True
+    ):
         super().__init__()
         self.num_layers, self.fixed = num_layers, fixed
         g = num_groups
-        self.conv1 = nn.ModuleList([NormActConv(in_channels if i == 0 else out_channels, out_channels, g) for i in range(num_layers)])
+        self.conv1 = nn.ModuleList(
+            [NormActConv(in_channels if i == 0 else out_channels, out_channels, g) for i in range(num_layers)]
+        )
         self.conv2 = nn.ModuleList([NormActConv(out_channels, out_channels, g) for _ in range(num_layers)])
         self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers)])
         self.attn_block = nn.ModuleList([SelfAttentionBlock(out_channels, g) for _ in range(num_layers)])
         self.down_block = Downsample(out_channels, out_channels) if down_sample else nn.Identity()
-        self.res_block = nn.ModuleList([nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, kernel_size=1) for i in range(num_layers)])
+        self.res_block = nn.ModuleList(
+            [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, kernel_size=1) for i in range(num_layers)]
+        )
 
     def forward(self, x, t_emb):
         out = x
@@ -144,11 +172,18 @@ class MidC(nn.Module):
         super().__init__()
         self.num_layers = num_layers
         g = num_groups
-        self.conv1 = nn.ModuleList([NormActConv(in_channels if i == 0 else out_channels, out_channels, g) for i in range(num_layers + 1)])
+        self.conv1 = nn.ModuleList(
+            [NormActConv(in_channels if i == 0 else out_channels, out_channels, g) for i in range(num_layers + 1)]
+        )
         self.conv2 = nn.ModuleList([NormActConv(out_channels, out_channels, g) for _ in range(num_layers + 1)])
         self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers + 1)])
         self.attn_block = nn.ModuleList([SelfAttentionBlock(out_channels, g) for _ in range(num_layers)])
-        self.res_block = nn.ModuleList([nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, kernel_size=1) for i in range(num_layers + 1)])
+        self.res_block = nn.ModuleList(
+            [
+                nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, kernel_size=1)
+                for i in range(num_layers + 1)
+            ]
+        )
 
     def forward(self, x, t_emb):
         out = x
@@ -173,12 +208,16 @@ class UpC(nn.Module):
         super().__init__()
         self.num_layers = num_layers
         g = num_groups
-        self.conv1 = nn.ModuleList([NormActConv(in_channels if i == 0 else out_channels, out_channels, g) for i in range(num_layers)])
+        self.conv1 = nn.ModuleList(
+            [NormActConv(in_channels if i == 0 else out_channels, out_channels, g) for i in range(num_layers)]
+        )
         self.conv2 = nn.ModuleList([NormActConv(out_channels, out_channels, g) for _ in range(num_layers)])
         self.te_block = nn.ModuleList([TimeEmbedding(out_channels, t_emb_dim) for _ in range(num_layers)])
         self.attn_block = nn.ModuleList([SelfAttentionBlock(out_channels, g) for _ in range(num_layers)])
         self.up_block = Upsample(in_channels, in_channels // 2) if up_sample else nn.Identity()
-        self.res_block = nn.ModuleList([nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, kernel_size=1) for i in range(num_layers)])
+        self.res_block = nn.ModuleList(
+            [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, kernel_size=1) for i in range(num_layers)]
+        )
 
     def forward(self, x, down_out, t_emb):
         x = self.up_block(x)
@@ -198,18 +237,43 @@ class UpC(nn.Module):
 class Unet(nn.Module):
     """The seed's Unet; defaults are the reduced configuration the seed trains."""
 
-    def __init__(self, im_channels=1, down_ch=(32, 64, 128), mid_ch=(128, 128), up_ch=(128, 64, 16),
-                 down_sample=(True, True), t_emb_dim=128, num_downc_layers=1, num_midc_layers=1,
-                 num_upc_layers=1, num_groups=8, fixed=True):
+    def __init__(
+        self,
+        im_channels=1,
+        down_ch=(32, 64, 128),
+        mid_ch=(128, 128),
+        up_ch=(128, 64, 16),
+        down_sample=(True, True),
+        t_emb_dim=128,
+        num_downc_layers=1,
+        num_midc_layers=1,
+        num_upc_layers=1,
+        num_groups=8,
+        fixed=True,
+    ):
         super().__init__()
         self.t_emb_dim = t_emb_dim
         up_sample = list(reversed(down_sample))
         self.cv1 = nn.Conv2d(im_channels, down_ch[0], kernel_size=3, padding=1)
         self.t_proj = nn.Sequential(nn.Linear(t_emb_dim, t_emb_dim), nn.SiLU(), nn.Linear(t_emb_dim, t_emb_dim))
-        self.downs = nn.ModuleList([DownC(down_ch[i], down_ch[i + 1], t_emb_dim, num_downc_layers, down_sample[i], num_groups, fixed) for i in range(len(down_ch) - 1)])
-        self.mids = nn.ModuleList([MidC(mid_ch[i], mid_ch[i + 1], t_emb_dim, num_midc_layers, num_groups) for i in range(len(mid_ch) - 1)])
-        self.ups = nn.ModuleList([UpC(up_ch[i], up_ch[i + 1], t_emb_dim, num_upc_layers, up_sample[i], num_groups) for i in range(len(up_ch) - 1)])
-        self.cv2 = nn.Sequential(nn.GroupNorm(num_groups, up_ch[-1]), nn.Conv2d(up_ch[-1], im_channels, kernel_size=3, padding=1))
+        self.downs = nn.ModuleList(
+            [
+                DownC(down_ch[i], down_ch[i + 1], t_emb_dim, num_downc_layers, down_sample[i], num_groups, fixed)
+                for i in range(len(down_ch) - 1)
+            ]
+        )
+        self.mids = nn.ModuleList(
+            [MidC(mid_ch[i], mid_ch[i + 1], t_emb_dim, num_midc_layers, num_groups) for i in range(len(mid_ch) - 1)]
+        )
+        self.ups = nn.ModuleList(
+            [
+                UpC(up_ch[i], up_ch[i + 1], t_emb_dim, num_upc_layers, up_sample[i], num_groups)
+                for i in range(len(up_ch) - 1)
+            ]
+        )
+        self.cv2 = nn.Sequential(
+            nn.GroupNorm(num_groups, up_ch[-1]), nn.Conv2d(up_ch[-1], im_channels, kernel_size=3, padding=1)
+        )
 
     def forward(self, x, t):
         out = self.cv1(x)
@@ -229,6 +293,16 @@ class Unet(nn.Module):
 
 def seed_unet_from_config(config, fixed: bool = True) -> Unet:
     """The seed's Unet with the widths of one of our UNetConfigs (4 heads, as the seed hard-codes)."""
-    return Unet(config.im_channels, config.down_ch, config.mid_ch, config.up_ch, config.down_sample,
-                config.t_emb_dim, config.num_downc_layers, config.num_midc_layers, config.num_upc_layers,
-                config.num_groups, fixed)
+    return Unet(
+        config.im_channels,
+        config.down_ch,
+        config.mid_ch,
+        config.up_ch,
+        config.down_sample,
+        config.t_emb_dim,
+        config.num_downc_layers,
+        config.num_midc_layers,
+        config.num_upc_layers,
+        config.num_groups,
+        fixed,
+    )

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+
 from ddpm_training.checkpoint import load_checkpoint
 
 from cli_helpers import error_lines, run_ddpm
@@ -27,14 +28,27 @@ def test_run_folder_contents_and_checkpoint_format(capsys, idx_dir, tmp_path):
     result = train(capsys, idx_dir, out, "--max-steps", "6", "--checkpoint-every", "3")
     assert result.code == 0, result.err
     assert "stopped at step 6" in result.out
-    for name in ("checkpoint.pt", "config.json", "loss.csv", "loss.png", "samples/step-0000003.png", "samples/step-0000006.png"):
+    for name in (
+        "checkpoint.pt",
+        "config.json",
+        "loss.csv",
+        "loss.png",
+        "samples/step-0000003.png",
+        "samples/step-0000006.png",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*.tmp")), "temporary files left behind"
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # plain data, no pickled modules
     for key in ("model", "ema", "optimizer", "step", "rng", "model_config", "schedule", "data"):
         assert key in ckpt
     assert ckpt["step"] == 6 and ckpt["format_version"] == 1
-    assert ckpt["schedule"] == {"kind": "linear", "num_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "cosine_s": 0.008}
+    assert ckpt["schedule"] == {
+        "kind": "linear",
+        "num_timesteps": 1000,
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "cosine_s": 0.008,
+    }
     assert len(ckpt["data"]["fingerprint"]) == 64
     lines = (out / "loss.csv").read_text().splitlines()
     assert lines[0] == "step,epoch,loss,lr,images_per_sec,elapsed_s"
@@ -68,7 +82,9 @@ def test_resume_continues_exactly(capsys, idx_dir, tmp_path):
 
 
 def test_bf16_and_cosine_schedule_train(capsys, idx_dir, tmp_path):
-    result = train(capsys, idx_dir, tmp_path / "bf16", "--max-steps", "3", "--bf16", "--schedule", "cosine", "--timesteps", "200")
+    result = train(
+        capsys, idx_dir, tmp_path / "bf16", "--max-steps", "3", "--bf16", "--schedule", "cosine", "--timesteps", "200"
+    )
     assert result.code == 0, result.err
     ckpt = load_checkpoint(tmp_path / "bf16" / "checkpoint.pt")
     assert ckpt["train_config"]["bf16"] is True and ckpt["schedule"]["kind"] == "cosine"
@@ -77,8 +93,19 @@ def test_bf16_and_cosine_schedule_train(capsys, idx_dir, tmp_path):
 
 def test_training_lowers_the_loss(capsys, idx_dir, tmp_path):
     """A weak but real check that the objective is wired up: 60 steps at lr 3e-3 on 64 discs."""
-    result = train(capsys, idx_dir, tmp_path / "fit", "--max-steps", "60", "--lr", "3e-3", "--log-every", "10",
-                   "--checkpoint-every", "100")
+    result = train(
+        capsys,
+        idx_dir,
+        tmp_path / "fit",
+        "--max-steps",
+        "60",
+        "--lr",
+        "3e-3",
+        "--log-every",
+        "10",
+        "--checkpoint-every",
+        "100",
+    )
     assert result.code == 0
     history = load_checkpoint(tmp_path / "fit" / "checkpoint.pt")["history"]
     assert history[-1]["loss"] < 0.6 * history[0]["loss"], [r["loss"] for r in history]
@@ -98,11 +125,25 @@ def test_resume_with_another_config_is_refused_and_checkpoint_untouched(capsys, 
     out = tmp_path / "run"
     assert train(capsys, idx_dir, out, "--max-steps", "2").code == 0
     before = sha(out / "checkpoint.pt")
-    result = run_ddpm(capsys, "train", idx_dir, "--resume", out / "checkpoint.pt", "--preset", "seed-small", "--max-steps", "4")
+    result = run_ddpm(
+        capsys, "train", idx_dir, "--resume", out / "checkpoint.pt", "--preset", "seed-small", "--max-steps", "4"
+    )
     one_line_error(result, "another model config")
     result = run_ddpm(capsys, "train", idx_dir, "--resume", out / "checkpoint.pt", "--lr", "0.5", "--max-steps", "4")
     one_line_error(result, "training setting lr")
-    result = run_ddpm(capsys, "train", idx_dir, "--resume", out / "checkpoint.pt", "--limit", "32", "--batch-size", "8", "--max-steps", "4")
+    result = run_ddpm(
+        capsys,
+        "train",
+        idx_dir,
+        "--resume",
+        out / "checkpoint.pt",
+        "--limit",
+        "32",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "4",
+    )
     one_line_error(result, "other data")
     assert sha(out / "checkpoint.pt") == before
 
@@ -168,9 +209,26 @@ def test_batch_larger_than_data_and_bad_options(capsys, idx_dir, tmp_path):
 def test_help_documents_every_option(capsys):
     result = run_ddpm(capsys, "train", "--help")
     assert result.code == 0
-    for flag in ("--preset", "--out", "--resume", "--epochs", "--max-steps", "--max-minutes", "--batch-size", "--lr",
-                 "--warmup-steps", "--ema-decay", "--grad-clip", "--bf16", "--seed", "--limit", "--device",
-                 "--schedule", "--timesteps", "--checkpoint-every"):
+    for flag in (
+        "--preset",
+        "--out",
+        "--resume",
+        "--epochs",
+        "--max-steps",
+        "--max-minutes",
+        "--batch-size",
+        "--lr",
+        "--warmup-steps",
+        "--ema-decay",
+        "--grad-clip",
+        "--bf16",
+        "--seed",
+        "--limit",
+        "--device",
+        "--schedule",
+        "--timesteps",
+        "--checkpoint-every",
+    ):
         assert flag in result.out, flag
 
 

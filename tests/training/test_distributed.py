@@ -8,14 +8,31 @@ import sys
 
 import pytest
 import torch
+
 from ddpm_training.checkpoint import load_checkpoint
 from ddpm_training.config import UNetConfig
 from ddpm_training.unet import Unet
 
 from cli_helpers import run_ddpm
 
-ARGS = ["--preset", "tiny", "--batch-size", "8", "--max-steps", "5", "--log-every", "1", "--num-preview", "2",
-        "--preview-steps", "2", "--seed", "3", "--device", "cpu"]
+ARGS = [
+    "--preset",
+    "tiny",
+    "--batch-size",
+    "8",
+    "--max-steps",
+    "5",
+    "--log-every",
+    "1",
+    "--num-preview",
+    "2",
+    "--preview-steps",
+    "2",
+    "--seed",
+    "3",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.mark.slow
@@ -25,8 +42,21 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path):
 
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "ddpm_training.cli", "train", str(idx_dir), "--out", str(ddp), *ARGS]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "ddpm_training.cli",
+        "train",
+        str(idx_dir),
+        "--out",
+        str(ddp),
+        *ARGS,
+    ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Only rank 0 writes and reports.

@@ -1,0 +1,79 @@
+"""What an exported model file promises: its inputs, outputs and metadata key, written once.
+
+The exporter (ddpm-export) builds its graph from these declarations and the loader
+(``onnx_model.load_onnx_model``) checks every model against them, so a new input is one edit here
+plus the exporter's graph (the idea of optimum's ``OnnxConfig``).
+
+    x    float32 [batch, C, H, W]   the noisy image x_t, C, H, W from the metadata's image spec
+    t    float32 [batch]            the timestep of each row (fractional values allowed)
+    eps  float32 [batch, C, H, W]   the predicted noise
+
+The ``ddpm`` metadata document (``metadata.ModelMetadata``) travels in the ONNX ``metadata_props``
+under ``METADATA_KEY`` and in a TorchScript archive as the extra file ``METADATA_FILE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METADATA_KEY = "ddpm"  # ONNX metadata_props key of the JSON document
+METADATA_FILE = "ddpm.json"  # the same document inside a TorchScript archive (_extra_files)
+METADATA_FORMAT_VERSION = 1  # bump when a reader of the previous version would misread a new file
+BATCH_AXIS = "batch"  # the name of the dynamic first axis of every input and output
+
+IMAGE_DIMS = ("channels", "height", "width")  # filled from the metadata's image spec
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # NumPy dtype name
+    dims: tuple[str, ...]  # BATCH_AXIS first, then names from IMAGE_DIMS
+
+    @property
+    def onnx_type(self) -> str:
+        """How ONNX Runtime spells the element type: ``tensor(float)``."""
+        return {"float32": "tensor(float)", "int64": "tensor(int64)"}[self.dtype]
+
+    def shape(self, image) -> list:
+        """The expected shape, with the batch axis symbolic and the image axes from ``image`` (an ImageSpec)."""
+        return [BATCH_AXIS if d == BATCH_AXIS else getattr(image, d) for d in self.dims]
+
+
+X = TensorSpec("x", "float32", (BATCH_AXIS, *IMAGE_DIMS))
+T = TensorSpec("t", "float32", (BATCH_AXIS,))
+EPS = TensorSpec("eps", "float32", (BATCH_AXIS, *IMAGE_DIMS))
+
+INPUTS: tuple[TensorSpec, ...] = (X, T)
+OUTPUTS: tuple[TensorSpec, ...] = (EPS,)
+INPUT_NAMES = tuple(spec.name for spec in INPUTS)
+OUTPUT_NAMES = tuple(spec.name for spec in OUTPUTS)
+
+
+def feeds(x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+    """The inputs of one model call, by name, in the declared dtypes and C order."""
+    return {X.name: np.ascontiguousarray(x, X.dtype), T.name: np.ascontiguousarray(t, T.dtype)}
+
+
+def signature_problems(inputs: dict[str, tuple[str, list]], outputs: list[str], image) -> list[str]:
+    """Differences between a model's signature and the contract, as sentences (none: it conforms).
+
+    ``inputs`` maps each input name to (ONNX Runtime type string, shape); ``image`` is the metadata's
+    ImageSpec. The batch axis may have any symbolic name or size; the image axes must match exactly.
+    """
+    problems = []
+    if set(inputs) != set(INPUT_NAMES):
+        problems.append(f"inputs are {sorted(inputs)}, expected {sorted(INPUT_NAMES)}")
+    else:
+        for spec in INPUTS:
+            kind, shape = inputs[spec.name]
+            if kind != spec.onnx_type:
+                problems.append(f"input {spec.name} has type {kind}, expected {spec.onnx_type}")
+            expected = spec.shape(image)
+            if len(shape) != len(expected) or list(shape[1:]) != expected[1:]:
+                problems.append(f"input {spec.name} has shape {list(shape)}, metadata says {expected}")
+    if list(outputs) != list(OUTPUT_NAMES):
+        problems.append(f"outputs are {list(outputs)}, expected {list(OUTPUT_NAMES)}")
+    return problems
