@@ -179,3 +179,41 @@ def test_opset_18_for_older_runtimes_and_no_check(capsys, tiny_trained, tmp_path
     result = run_ddpm(capsys, "export-onnx", tiny_trained, "-o", tmp_path / "unchecked.onnx", "--no-check")
     assert result.code == 0 and "parity check skipped" in result.out
     assert (tmp_path / "unchecked.onnx").is_file()
+
+
+# ---- never lose a user's file
+
+
+def test_output_never_replaces_the_checkpoint_and_existing_files_need_overwrite(capsys, tiny_trained, tmp_path):
+    import os
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(tiny_trained.read_bytes())
+    before = checkpoint.read_bytes()
+    os.link(checkpoint, tmp_path / "hardlink.pt")
+    (tmp_path / "symlink.pt").symlink_to(checkpoint)
+    for command in ("export-onnx", "export-torchscript"):
+        for target in (checkpoint, tmp_path / "hardlink.pt", tmp_path / "symlink.pt"):
+            result = run_ddpm(capsys, command, checkpoint, "-o", target, "--overwrite")
+            assert result.code == 2 and "is the checkpoint being exported" in result.err, result.err
+    assert checkpoint.read_bytes() == before
+
+    existing = tmp_path / "existing.txt"
+    existing.write_text("precious")
+    result = run_ddpm(capsys, "export-onnx", checkpoint, "-o", existing)
+    assert result.code == 2 and "exists (pass --overwrite" in result.err
+    assert existing.read_text() == "precious"
+    assert run_ddpm(capsys, "export-onnx", checkpoint, "-o", existing, "--overwrite").code == 0
+    assert onnx.load(existing).graph.input[0].name == "x"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_opsets_the_exporter_cannot_write_are_refused_and_the_written_one_recorded(capsys, tiny_trained, tmp_path):
+    result = run_ddpm(capsys, "export-onnx", tiny_trained, "-o", tmp_path / "m5.onnx", "--opset", "5")
+    assert result.code == 2 and "cannot write opset 5 (it wrote 18)" in result.err, result.err
+    assert not (tmp_path / "m5.onnx").exists()
+    assert run_ddpm(capsys, "export-onnx", tiny_trained, "-o", tmp_path / "m21.onnx", "--opset", "21").code == 0
+    model = onnx.load(tmp_path / "m21.onnx")
+    meta = ModelMetadata.from_json({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
+    written = {o.domain or "ai.onnx": o.version for o in model.opset_import}["ai.onnx"]
+    assert meta.exporter["opset"] == written == 21

@@ -87,3 +87,17 @@ def test_eval_refuses_unlabelled_real_data_and_mismatched_shapes(capsys, tmp_pat
     np.savez(tmp_path / "big.npz", arr_0=np.zeros((10, 16, 16, 1), np.uint8))
     result = run_ddpm(capsys, "eval", tmp_path / "big.npz", "--real", real)
     assert result.code == 2 and "samples are" in error_lines(result)[0]
+
+
+def test_bad_k_and_an_unusable_cache_are_refused_before_any_work(capsys, tmp_path, idx_dir):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    for args, fragment in (
+        (["--k", "0"], "--k must be at least 1"),
+        (["--k", "-2"], "--k must be at least 1"),
+        (["--cache-dir", precious], "cannot be written"),
+    ):
+        result = run_ddpm(capsys, "eval", idx_dir, "--real", idx_dir, "--cache-dir", tmp_path / "cache", *args)
+        assert result.code == 2 and fragment in "".join(error_lines(result)), result.err
+        assert "training feature classifier" not in result.err  # refused before the classifier trains
+    assert precious.read_text() == "mine"

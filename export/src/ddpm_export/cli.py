@@ -37,6 +37,11 @@ def _common(func):
         help="Parity tolerance: the largest allowed max-abs difference of eps (float32).",
     )(func)
     func = click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace an existing output file (never the checkpoint being exported).",
+    )(func)
+    func = click.option(
         "--weights",
         type=click.Choice(WEIGHTS),
         default=WEIGHTS[0],
@@ -75,7 +80,7 @@ def _finish(ctx: click.Context, run) -> None:
 @_common
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
 @click.pass_context
-def export_onnx_command(ctx, checkpoint, output, weights, atol, check, opset) -> None:
+def export_onnx_command(ctx, checkpoint, output, overwrite, weights, atol, check, opset) -> None:
     """Export CHECKPOINT's U-Net to ONNX: inputs x [batch, C, H, W] and t [batch] (float32), output eps.
 
     The model carries its schedule and metadata (metadata_props key 'ddpm'), passes
@@ -84,15 +89,17 @@ def export_onnx_command(ctx, checkpoint, output, weights, atol, check, opset) ->
     from .onnx_export import export_onnx
     from .source import load_source
 
-    _finish(ctx, lambda: export_onnx(load_source(checkpoint, weights), output, opset=opset, atol=atol, check=check))
+    options = {"atol": atol, "check": check, "overwrite": overwrite}
+    _finish(ctx, lambda: export_onnx(load_source(checkpoint, weights), output, opset=opset, **options))
 
 
 @click.command("export-torchscript")
 @_common
 @click.pass_context
-def export_torchscript_command(ctx, checkpoint, output, weights, atol, check) -> None:
+def export_torchscript_command(ctx, checkpoint, output, overwrite, weights, atol, check) -> None:
     """Export CHECKPOINT's U-Net to TorchScript (torch.jit.load, libtorch), metadata in the extra file ddpm.json."""
     from .source import load_source
     from .torchscript_export import export_torchscript
 
-    _finish(ctx, lambda: export_torchscript(load_source(checkpoint, weights), output, atol=atol, check=check))
+    options = {"atol": atol, "check": check, "overwrite": overwrite}
+    _finish(ctx, lambda: export_torchscript(load_source(checkpoint, weights), output, **options))

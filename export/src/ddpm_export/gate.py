@@ -48,12 +48,17 @@ def quiet_exporter():
             logger.setLevel(level)
 
 
-def prepare_output(out: str | os.PathLike, example_name: str) -> Path:
-    """Before exporting: the folder must be writable and ``out`` must not be a folder."""
+def prepare_output(out: str | os.PathLike, example_name: str, source: os.PathLike, overwrite: bool = False) -> Path:
+    """Before exporting: ``out`` must not be the checkpoint it is made from (not even with ``overwrite``),
+    nor a folder; an existing file is replaced only with ``overwrite``; and its folder must be writable."""
     out = Path(out)
-    ensure_writable_dir(out.parent)
     if out.is_dir():
         raise ExportError(f"{out}: is a folder; give a file name such as {out / example_name}")
+    if out.exists() and os.path.samefile(out, source):
+        raise ExportError(f"{out}: is the checkpoint being exported; choose another -o")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ExportError(f"{out}: exists (pass --overwrite to replace it)")
+    ensure_writable_dir(out.parent)
     return out
 
 
@@ -68,6 +73,8 @@ def gate_and_write(
 ) -> ExportResult:
     """Stage ``model_bytes`` beside ``out``, open it with ``open_candidate`` (the users' loader), compare
     it with eager PyTorch, and rename it onto ``out``; on any failure nothing is left behind."""
+    if not atol >= 0 or atol == float("inf"):  # NaN fails the first test
+        raise ExportError(f"--atol must be a finite number >= 0, got {atol}")
     report = None
     with staged_file(out) as staged:
         staged.write_bytes(model_bytes)

@@ -44,7 +44,14 @@ def to_onnx_proto(source: ExportSource, opset: int = DEFAULT_OPSET):
             f"{' '.join(str(exc).split())[:200]})"
         ) from None
     proto = program.model_proto
-    metadata = source.metadata({"onnx": onnx.__version__, "opset": opset, "format": "onnx"})
+    written = {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import}.get("ai.onnx")
+    if written != opset:
+        # torch's exporter raises opsets it cannot target (below 18 it writes 18) without saying so.
+        raise ExportError(
+            f"{source.path}: this torch exporter cannot write opset {opset} (it wrote {written}); "
+            f"choose another --opset (default {DEFAULT_OPSET})"
+        )
+    metadata = source.metadata({"onnx": onnx.__version__, "opset": written, "format": "onnx"})
     del proto.metadata_props[:]
     proto.metadata_props.add(key=contract.METADATA_KEY, value=metadata.to_json())
     proto.doc_string = f"DDPM eps-prediction U-Net exported by ddpm-export from {source.path.name}"
@@ -64,11 +71,12 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     atol: float = DEFAULT_ATOL,
     check: bool = True,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Export, validate with onnx.checker (full_check), gate on parity, and only then write ``out``."""
     import onnx
 
-    out = prepare_output(out, "model.onnx")
+    out = prepare_output(out, "model.onnx", source.path, overwrite)
     proto = to_onnx_proto(source, opset)
     try:
         onnx.checker.check_model(proto, full_check=True)

@@ -41,9 +41,13 @@ def load_torchscript(data: bytes | str | os.PathLike) -> tuple[torch.jit.ScriptM
 
 
 def export_torchscript(
-    source: ExportSource, out: str | os.PathLike, atol: float = DEFAULT_ATOL, check: bool = True
+    source: ExportSource,
+    out: str | os.PathLike,
+    atol: float = DEFAULT_ATOL,
+    check: bool = True,
+    overwrite: bool = False,
 ) -> ExportResult:
-    out = prepare_output(out, "model.pt")
+    out = prepare_output(out, "model.pt", source.path, overwrite)
     # The gate checks what will be written: the staged archive, loaded back from disk.
     return gate_and_write(
         source,

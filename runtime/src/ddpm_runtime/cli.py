@@ -84,7 +84,11 @@ def sampler_options(func):
     help="Output folder: grid.png, images/, samples.npz (uint8 NHWC, arr_0).",
 )
 @click.option("--csv", "write_csv", is_flag=True, help="Also write samples.csv in the seed's format (pixel0..).")
-@click.option("--overwrite", is_flag=True, help="Replace the contents of a non-empty --out folder.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier run's grid.png, images/, samples.npz and samples.csv in --out (nothing else).",
+)
 def sample_command(
     model, num_images, batch_size, sampler, steps, seed, device, threads, out, write_csv, overwrite, **options
 ) -> None:
@@ -98,7 +102,7 @@ def sample_command(
     eps_model = load_onnx_model(model, device, threads)
     num_timesteps = eps_model.metadata.schedule.num_timesteps
     settings.validate(num_timesteps)
-    check_output_folder(out, overwrite)
+    check_output_folder(out, overwrite, inputs=[model])
     total_steps = settings.resolved_steps(num_timesteps)
     batches = -(-num_images // batch_size)
     click.echo(

@@ -15,6 +15,11 @@ def run_cli(group: click.Group, argv: list[str] | None, prog_name: str) -> None:
         code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # One line naming the problem (click's own message lists the choices); --help has the rest.
+        command = exc.ctx.command_path if exc.ctx is not None else prog_name
+        click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

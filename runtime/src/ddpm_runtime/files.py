@@ -78,6 +78,20 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     write_atomic(path, lambda handle: Image.fromarray(image).save(handle, format="PNG"))
 
 
+def check_writable_dir(folder: str | os.PathLike) -> Path:
+    """Prove ``folder`` could be created and written, creating nothing: it is a writable folder, or it
+    does not exist and its nearest existing ancestor is one. UserError otherwise."""
+    folder = Path(folder)
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{folder}: output folder cannot be written ({probe} is a file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: output folder cannot be written (no write permission in {probe})")
+    return folder
+
+
 def ensure_writable_dir(folder: str | os.PathLike) -> Path:
     """Create ``folder`` if needed and prove a file can be created in it; UserError otherwise."""
     folder = Path(folder)

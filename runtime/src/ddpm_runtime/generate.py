@@ -35,6 +35,8 @@ class SamplingSettings:
             raise UserError(f"-n/--num-images must be at least 1, got {self.num_images}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.seed < 0:
+            raise UserError(f"--seed must be 0 or more, got {self.seed}")
         steps = self.resolved_steps(num_timesteps)
         if not 1 <= steps <= num_timesteps:
             raise UserError(f"--steps must be between 1 and T={num_timesteps} (the model's schedule), got {steps}")

@@ -23,7 +23,7 @@ def to_uint8_nhwc(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 4:
         raise ValueError(f"expected (N, C, H, W), got shape {x.shape}")
-    scaled = np.clip((x + 1.0) * 127.5, 0.0, 255.0)
+    scaled = np.nan_to_num(np.clip((x + 1.0) * 127.5, 0.0, 255.0), nan=0.0)  # a diverged model's NaN: black
     return np.rint(scaled).astype(np.uint8).transpose(0, 2, 3, 1)
 
 

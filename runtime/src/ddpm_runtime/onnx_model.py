@@ -34,6 +34,8 @@ class OnnxEpsModel:
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give the model file (for example {path / 'model.onnx'})")
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     try:

@@ -1,20 +1,24 @@
-"""Write a sampling run's files into a folder, all or nothing.
+"""Write a sampling run's files into a folder, without touching anything else there.
 
     OUT/grid.png          all images tiled
     OUT/images/NNNNNN.png one PNG per image
     OUT/samples.npz       uint8 (N, H, W, C) under arr_0 (the layout guided-diffusion's evaluator reads)
     OUT/samples.csv       with --csv: the seed's generated-data CSV, pixel0..pixelK per row (HWC order)
 
-Everything is written into a temporary sibling folder that is renamed onto OUT at the end, so an
-interrupted or failed run leaves OUT as it was.
+These four names are the only things ``ddpm-run sample`` ever writes or replaces. Other files in OUT
+(a checkpoint, the model being sampled) are never touched. Replacing an earlier run's outputs needs
+``--overwrite``. Everything is written into a temporary folder first and moved into place at the end,
+so a failed or interrupted run leaves the earlier outputs as they were.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +27,46 @@ from .errors import UserError
 from .files import current_umask
 from .images import make_grid
 
+OUTPUT_NAMES = ("grid.png", "images", "samples.npz", "samples.csv")
+_IMAGE_FILE = re.compile(r"\d{6}\.png")
 
-def check_output_folder(out: str | os.PathLike, overwrite: bool) -> Path:
-    """Before sampling: OUT must be new or empty (or --overwrite), and its parent writable."""
+
+def check_output_folder(out: str | os.PathLike, overwrite: bool, inputs: Iterable[os.PathLike] = ()) -> Path:
+    """Before sampling: refuse what would replace an input, an earlier run's outputs without
+    ``overwrite``, or files ddpm-run did not write; and prove the folder can be written."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out}: folder is not empty (choose another --out, or pass --overwrite)")
-    parent = out.resolve().parent
+    targets = [out / name for name in OUTPUT_NAMES]
+    for source in inputs:
+        source = Path(source).resolve()
+        for target in targets:
+            if source == target.resolve() or target.resolve() in source.parents:
+                raise UserError(f"{out}: writing here would replace the input {source}; choose another --out")
+    if out.is_dir():
+        present = [t.name for t in targets if t.exists() or t.is_symlink()]
+        if present and not overwrite:
+            raise UserError(
+                f"{out}: holds {', '.join(present)} from an earlier run (choose another --out, or pass "
+                "--overwrite to replace them; other files there are never touched)"
+            )
+        images = out / "images"
+        if images.is_symlink() or (images.exists() and not images.is_dir()):
+            raise UserError(f"{images}: is not a folder of ddpm-run images; refusing to replace it")
+        if images.is_dir():
+            foreign = [p.name for p in images.iterdir() if not (_IMAGE_FILE.fullmatch(p.name) and p.is_file())]
+            if foreign:
+                raise UserError(
+                    f"{images}: holds files ddpm-run did not write ({', '.join(sorted(foreign)[:3])}); "
+                    "refusing to replace it"
+                )
+        for target in targets:
+            if target.name != "images" and target.is_dir():
+                raise UserError(f"{target}: is a folder; refusing to replace it")
+    folder = out if out.is_dir() else out.resolve().parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=parent, prefix=f".{out.name}.check-"):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".ddpm-run-check-"):
             pass
     except OSError as exc:
         raise UserError(f"{out}: output folder cannot be written ({exc.strerror or exc})") from None
@@ -50,10 +82,14 @@ def csv_bytes(images: np.ndarray) -> bytes:
 
 
 def write_samples(out: str | os.PathLike, images: np.ndarray, write_csv: bool = False) -> Path:
+    """Write the outputs (after ``check_output_folder``): into a new folder by one rename, or into an
+    existing one by moving each of OUTPUT_NAMES into place, the earlier ones out of the way first."""
     from PIL import Image
 
     out = Path(out)
-    staging = Path(tempfile.mkdtemp(dir=out.resolve().parent, prefix=f".{out.name}.partial-"))
+    exists = out.is_dir()
+    home = out if exists else out.resolve().parent
+    staging = Path(tempfile.mkdtemp(dir=home, prefix=".ddpm-run-partial-"))
     os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; OUT should look like any folder
     try:
         (staging / "images").mkdir()
@@ -65,18 +101,32 @@ def write_samples(out: str | os.PathLike, images: np.ndarray, write_csv: bool = 
         np.savez(staging / "samples.npz", arr_0=images)
         if write_csv:
             (staging / "samples.csv").write_bytes(csv_bytes(images))
-        _replace_folder(staging, out)
-    except BaseException:
+        if exists:
+            _swap_outputs(staging, out)
+        else:
+            os.replace(staging, out)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 
-def _replace_folder(staging: Path, out: Path) -> None:
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.resolve().parent, prefix=f".{out.name}.old-"))
-        os.replace(out, old / "previous")
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)
+def _swap_outputs(staging: Path, out: Path) -> None:
+    """Move the earlier outputs into ``staging/.old`` and the new ones into ``out``; on failure, put back."""
+    old = staging / ".old"
+    old.mkdir()
+    moved: list[str] = []
+    try:
+        for name in OUTPUT_NAMES:
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, old / name)
+                moved.append(name)
+        for name in OUTPUT_NAMES:
+            if (staging / name).exists():
+                os.replace(staging / name, out / name)
+    except BaseException:
+        for name in OUTPUT_NAMES:
+            if name in moved:
+                if (out / name).is_dir():
+                    shutil.rmtree(out / name, ignore_errors=True)
+                os.replace(old / name, out / name)
+        raise

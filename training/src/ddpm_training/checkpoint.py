@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ddpm_runtime.schedule import ScheduleConfig
 from .config import UNetConfig
 from .errors import TrainingError
 
+CHECKPOINT_NAME = "checkpoint.pt"  # its name in a run folder
 FORMAT = "ddpm-onnx-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("model_config", "schedule", "model", "ema", "step")
@@ -35,11 +37,22 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise TrainingError(f"{path}: is a folder; give the checkpoint file (for example {path / CHECKPOINT_NAME})")
     if not path.is_file():
         raise TrainingError(f"{path}: no such checkpoint file")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        with warnings.catch_warnings():  # torch's own advice ("if you trust the source...") is not ours to print
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a refused object: bytes that are no checkpoint at all
+            raise TrainingError(f"{path}: not a readable checkpoint (not a PyTorch file)") from None
+        raise TrainingError(
+            f"{path}: holds pickled Python objects (such as a whole model saved with torch.save(model)); "
+            "only plain-data ddpm-onnx checkpoints are read, never unpickled"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         reason = " ".join(str(exc).split())[:160]
         raise TrainingError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:

@@ -146,11 +146,11 @@ def train_command(ctx: click.Context, data, preset, out, resume, limit, device, 
 
     request = TrainRequest(data, out, preset, train_options, schedule_options, resume, device, limit)
     progress = _Progress()
-    summary = run_training(
-        request,
-        Callbacks(on_start=progress.start, on_log=progress.log, on_step=progress.step, should_stop=progress.stopping),
-    )
-    progress.close()
+    callbacks = Callbacks(progress.start, progress.log, progress.step, progress.stopping)
+    try:
+        summary = run_training(request, callbacks)
+    finally:
+        progress.close()  # before any error line, so the bar does not print after it
     if summary.dist.is_main:
         click.echo(f"stopped at step {summary.step} ({summary.stop_reason}); run folder: {summary.folder}")
         if summary.checkpoint is not None:
@@ -191,9 +191,11 @@ def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
     import json
 
     from .data import load_images
-    from .evaluation import evaluate, feature_classifier
+    from .evaluation import check_eval_data, check_eval_options, evaluate, feature_classifier
 
+    cache_dir = check_eval_options(k, cache_dir)
     sample_data, real_data = load_images(samples), load_images(real)
+    check_eval_data(sample_data, real_data, k)
     classifier = feature_classifier(
         real_data,
         cache_dir,

@@ -12,17 +12,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
-from ddpm_runtime.files import ensure_writable_dir, write_atomic, write_png
+from ddpm_runtime.files import check_writable_dir, ensure_writable_dir, write_atomic, write_png
 
-from .checkpoint import save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, save_checkpoint
 from .errors import TrainingError
 from .plots import loss_curve_image
 from .preview import preview_grid
 from .trainer import LogRecord, Trainer
 
-CHECKPOINT_NAME = "checkpoint.pt"
+RUN_FILES = (".checkpoint.pt.", ".config.json.", ".loss.csv.", ".loss.png.")  # prefixes of their temporaries
 CSV_FIELDS = ("step", "epoch", "loss", "lr", "images_per_sec", "elapsed_s")
 
 
@@ -34,15 +35,48 @@ class RunFolder:
     def checkpoint_path(self) -> Path:
         return self.folder / CHECKPOINT_NAME
 
-    def prepare(self, resuming: bool) -> None:
-        """Fail before any training if the folder cannot be written or would lose an earlier run."""
-        ensure_writable_dir(self.folder)
-        ensure_writable_dir(self.folder / "samples")
-        if not resuming and self.checkpoint_path.exists():
+    def check(self, resume: Path | None) -> None:
+        """Before anything is created: refuse a folder that would lose an earlier run or cannot be written.
+
+        Its checkpoint may only be replaced by the run it holds: ``resume`` must be that very file."""
+        existing = self.checkpoint_path
+        if existing.exists() and not (resume is not None and os.path.samefile(existing, resume)):
             raise TrainingError(
                 f"{self.checkpoint_path}: a run already lives here; pass --resume {self.checkpoint_path} "
                 "to continue it, or choose another --out"
             )
+        check_writable_dir(self.folder / "samples")
+
+    def prepare(self) -> None:
+        """Create the folders (after every input has been validated) and prove they can be written."""
+        ensure_writable_dir(self.folder)
+        ensure_writable_dir(self.folder / "samples")
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete what a killed run left half-written: our own ``.NAME.*.tmp`` files (see files.staged_file)."""
+        stale = [p for name in (*RUN_FILES, "samples/.step-") for p in self.folder.glob(f"{name}*.tmp")]
+        stale = [p for p in stale if p.name.startswith(".") and p.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
+    def preview_path(self, step: int) -> Path:
+        return self.folder / "samples" / f"step-{step:07d}.png"
+
+    def write_preview(self, trainer: Trainer) -> Path:
+        """The sample grid of the trainer's current step (EMA weights, the same x_T every time)."""
+        grid = preview_grid(
+            trainer.ema.model,
+            trainer.model_config,
+            trainer.schedule,
+            trainer.config.num_preview,
+            trainer.config.preview_steps,
+            seed=trainer.config.seed,
+            device=trainer.device,
+        )
+        path = self.preview_path(trainer.step)
+        write_png(path, grid)
+        return path
 
     def write(self, trainer: Trainer) -> Path:
         """Checkpoint, config, loss CSV and plot, and a sample grid for the trainer's current step."""
@@ -58,18 +92,7 @@ class RunFolder:
         write_atomic(self.folder / "loss.csv", lambda f: f.write(_csv_bytes(trainer.history)))
         history = trainer.history
         write_png(self.folder / "loss.png", loss_curve_image([r.step for r in history], [r.loss for r in history]))
-        grid = preview_grid(
-            trainer.ema.model,
-            trainer.model_config,
-            trainer.schedule,
-            trainer.config.num_preview,
-            trainer.config.preview_steps,
-            seed=trainer.config.seed,
-            device=trainer.device,
-        )
-        samples_path = self.folder / "samples" / f"step-{trainer.step:07d}.png"
-        write_png(samples_path, grid)
-        return samples_path
+        return self.write_preview(trainer)
 
 
 def _csv_bytes(history: list[LogRecord]) -> bytes:

@@ -49,13 +49,18 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     data = load_images(request.data, limit)
     settings = resolve_settings(request, checkpoint, data.channels, data.image_size)
     folder = RunFolder(settings.folder)
-    # Every process checks (it writes nothing lasting), so all of them fail alike on a bad folder
-    # instead of rank 0 exiting and the others dying on a broken process group.
-    folder.prepare(resuming=checkpoint is not None)
+    # Every process checks, so all of them fail alike on a bad folder instead of rank 0 exiting and
+    # the others dying on a broken process group. Nothing is created until every input is validated.
+    folder.check(request.resume)
     trainer = Trainer(settings.model_config, settings.schedule_config, settings.train_config, data, device, info)
     trainer.data_info["limit"] = limit
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, source=str(request.resume))
+    folder.prepare()
+    if info.is_main:
+        folder.remove_stale_temporaries()  # what a kill -9 during a write left behind
+        if checkpoint is not None and not folder.preview_path(trainer.step).exists():
+            folder.write_preview(trainer)  # the grid a kill between checkpoint and grid never wrote
     if callbacks.on_start is not None:
         callbacks.on_start(trainer)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import TrainingError
@@ -31,6 +32,11 @@ class TrainConfig:
     MATH_FIELDS = ("batch_size", "lr", "warmup_steps", "ema_decay", "grad_clip", "bf16", "seed")
 
     def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TrainingError(f"--{item.name.replace('_', '-')} must be a finite number, got {value}")
+
         def positive(name: str, allow_none: bool = False) -> None:
             value = getattr(self, name)
             if value is None and allow_none:
@@ -44,6 +50,8 @@ class TrainConfig:
             positive(name, allow_none=True)
         if self.warmup_steps < 0 or self.grad_clip < 0:
             raise TrainingError("--warmup-steps and --grad-clip must not be negative")
+        if self.seed < 0:
+            raise TrainingError(f"--seed must be 0 or more, got {self.seed}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise TrainingError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
 

@@ -31,6 +31,10 @@ from .train_config import TrainConfig
 from .unet import Unet
 
 
+class NonFiniteError(TrainingError):
+    """The loss or the gradients became NaN or infinite: training cannot go on from here."""
+
+
 @dataclass(frozen=True)
 class LogRecord:
     step: int
@@ -133,12 +137,21 @@ class Trainer:
             loss = noise_prediction_loss(self.ddp, self.forward_process, x0, noise, t)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        # The global gradient norm, clipped to grad_clip (with clipping off, max_norm=inf scales by exactly 1).
+        max_norm = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        loss = loss.detach()
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            # Checked before the update, so the weights (and every checkpoint) stay finite. DDP averages
+            # gradients before this point, so every process sees the same norm and stops alike.
+            raise NonFiniteError(
+                f"step {self.step + 1}: the loss is {loss.item():.4g} and the gradient norm {grad_norm.item():.4g}; "
+                f"the weights were not updated (lower --lr, now {self.config.lr:g}, or keep --grad-clip on)"
+            )
         self.optimizer.step()
         self.ema.update(self.model, self.step)
         self.step += 1
-        return loss.detach()
+        return loss
 
     def target_steps(self) -> int:
         targets = []
@@ -216,7 +229,7 @@ def fit(
     base_elapsed = trainer.elapsed_s
     interval_start, interval_steps = start, 0
     loss_sum = torch.zeros((), device=trainer.device)
-    last_checkpoint = trainer.step
+    last_checkpoint = trainer.step  # a resumed run starts from a written checkpoint; a new one at step 0 has none
     reason = "steps"
 
     def flush_log() -> None:
@@ -248,7 +261,13 @@ def fit(
         if stop:
             reason = "interrupted" if should_stop() else "time"
             break
-        loss_sum += trainer.train_step()
+        try:
+            loss_sum += trainer.train_step()
+        except NonFiniteError as exc:
+            kept = (
+                f"the checkpoint of step {last_checkpoint} is kept" if last_checkpoint else "no checkpoint was written"
+            )
+            raise TrainingError(f"{exc}; training stopped, {kept}") from None
         interval_steps += 1
         trainer.elapsed_s = base_elapsed + time.monotonic() - start
         if trainer.step % cfg.log_every == 0:

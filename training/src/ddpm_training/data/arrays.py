@@ -8,6 +8,7 @@ Files are loaded with ``allow_pickle=False``: an object array in a user's file i
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,9 @@ def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                 images = loaded[image_key]
                 label_key = next((k for k in _LABEL_KEYS if k in keys), None)
                 labels = loaded[label_key] if label_key else None
-            except ValueError as exc:
-                raise TrainingError(f"{path}: cannot read array ({exc})") from None
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                # A damaged archive fails only here, when a member is read (zipfile checks its CRC then).
+                raise TrainingError(f"{path}: cannot read array {image_key!r} ({' '.join(str(exc).split())})") from None
     else:
         images = loaded
     images = _to_uint8_nhwc(path, images)

@@ -7,6 +7,7 @@ optional; values must be integers 0..255. The whole file is parsed by NumPy's C 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ def load_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         # No header: a label column exists when the row has one more value than a square image.
         has_label = not _is_square(len(columns)) and _is_square(len(columns) - 1)
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1 if has_header else 0, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():  # numpy warns "input contained no data" for a header-only file
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt(path, delimiter=",", skiprows=1 if has_header else 0, dtype=np.float64, ndmin=2)
     except ValueError as exc:
         # NumPy says where: "the number of columns changed from 785 to 3 at row 5" / "could not convert ...".
         raise TrainingError(f"{path}: malformed CSV ({_one_line(exc)})") from None

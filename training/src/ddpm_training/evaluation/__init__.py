@@ -1,7 +1,7 @@
 """Sample quality in the feature space of a LeNet classifier trained on the labelled real data."""
 
 from .classifier import FeatureClassifier, default_cache_dir, feature_classifier
-from .evaluate import DEFAULT_SEED, EvalReport, evaluate
+from .evaluate import DEFAULT_SEED, EvalReport, check_eval_data, check_eval_options, evaluate
 from .metrics import DEFAULT_K, fid, frechet_distance, precision_recall
 
 __all__ = [
@@ -9,6 +9,8 @@ __all__ = [
     "DEFAULT_SEED",
     "EvalReport",
     "FeatureClassifier",
+    "check_eval_data",
+    "check_eval_options",
     "default_cache_dir",
     "evaluate",
     "feature_classifier",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..data import ImageData
 from ..errors import TrainingError
-from .classifier import FeatureClassifier, features_and_predictions
+from .classifier import FeatureClassifier, default_cache_dir, features_and_predictions
 from .metrics import DEFAULT_K, class_histogram, fid, precision_recall
 
 DEFAULT_SEED = 0  # seeds the feature classifier's training and the choice of real subsets
@@ -33,6 +34,35 @@ class EvalReport:
         return asdict(self)
 
 
+def check_eval_options(k: int, cache_dir: Path | None) -> Path:
+    """Before any work (the classifier trains for a minute): the options make sense and the cache
+    folder can be written. Returns the cache folder to use."""
+    from ddpm_runtime.files import check_writable_dir
+
+    if k < 1:
+        raise TrainingError(f"--k must be at least 1, got {k}")
+    return check_writable_dir(cache_dir if cache_dir is not None else default_cache_dir())
+
+
+def check_eval_data(samples: ImageData, real: ImageData, k: int = DEFAULT_K) -> None:
+    """What evaluate() needs of its inputs, checked before the feature classifier is trained."""
+    if samples.images.shape[1:] != real.images.shape[1:]:
+        raise TrainingError(
+            f"{samples.source}: samples are {samples.images.shape[1:]} (H, W, C) but the real data "
+            f"{real.source} is {real.images.shape[1:]}"
+        )
+    n = samples.num_images
+    if k < 1:
+        raise TrainingError(f"--k must be at least 1, got {k}")
+    if n <= k:
+        raise TrainingError(f"{samples.source}: {n} samples are too few (precision/recall need more than k={k})")
+    if real.num_images < 2 * n:
+        raise TrainingError(
+            f"{real.source}: {real.num_images} real images are too few for {n} samples "
+            f"(need {2 * n}: {n} held out for the floor and at least {n} as reference)"
+        )
+
+
 def evaluate(
     samples: ImageData,
     real: ImageData,
@@ -41,19 +71,8 @@ def evaluate(
     k: int = DEFAULT_K,
     max_reference: int = 10_000,
 ) -> EvalReport:
-    if samples.images.shape[1:] != real.images.shape[1:]:
-        raise TrainingError(
-            f"{samples.source}: samples are {samples.images.shape[1:]} (H, W, C) but the real data "
-            f"{real.source} is {real.images.shape[1:]}"
-        )
+    check_eval_data(samples, real, k)
     n = samples.num_images
-    if n <= k:
-        raise TrainingError(f"{samples.source}: {n} samples are too few (precision/recall need more than k={k})")
-    if real.num_images < 2 * n:
-        raise TrainingError(
-            f"{real.source}: {real.num_images} real images are too few for {n} samples "
-            f"(need {2 * n}: {n} held out for the floor and at least {n} as reference)"
-        )
     order = np.random.default_rng(seed).permutation(real.num_images)
     floor_idx = order[:n]
     reference_idx = order[n : n + max(n, min(max_reference, real.num_images - n))]
