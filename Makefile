@@ -56,7 +56,7 @@ demo: install install-runtime $(DATA)
 	$(VENV)/bin/ddpm train $(DATA) $(DEMO_RECIPE) --max-minutes $(DEMO_MINUTES) \
 		--checkpoint-every 500 --out $(DEMO_OUT)
 	$(VENV)/bin/ddpm export-onnx $(DEMO_OUT)/checkpoint.pt -o $(DEMO_OUT)/model.onnx
-	$(RT_VENV)/bin/ddpm-run sample $(DEMO_OUT)/model.onnx -n 64 --sampler ddpm --steps 100 \
+	$(RT_VENV)/bin/ddpm-run sample $(DEMO_OUT)/model.onnx -n 64 \
 		--out $(DEMO_OUT)/samples-onnx
 	@echo "training grids: $(DEMO_OUT)/samples/   loss curve: $(DEMO_OUT)/loss.png"
 	@echo "grid from the torch-free runtime: $(DEMO_OUT)/samples-onnx/grid.png"

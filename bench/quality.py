@@ -1,16 +1,19 @@
-"""Sample quality per sampler and step count: FID (LeNet features) with its floor, precision, recall,
-and seconds per image on this machine, for one exported model. Not a test.
+"""Sample quality per sampler, step count and sampling option: FID (LeNet features) with its floor,
+precision, recall, and seconds per image, for one model. Not a test.
 
-For each row it samples with ddpm-run's library (NumPy sampler + ONNX Runtime, as users run it),
-times that, writes a PNG grid of the first 64 images, and measures the images with ddpm eval's
-library against the labelled real data. Prints a Markdown table.
+For each row it samples with ddpm-run's library (the NumPy samplers of ``generate()``) and the model's
+noise prediction from ONNX Runtime (MODEL.onnx, as users run it) or from the same weights in torch
+(MODEL.pt, a checkpoint; ``--device cuda`` runs them on a GPU to make a long table quick; the
+samplers' maths is the same, the model calls agree within the export's parity tolerance). It writes a
+PNG grid of the first 64 images and measures the images with ddpm eval's library against the
+labelled real data. Prints a Markdown table; s/image is this machine's, with this eps model.
 
-    python bench/quality.py MODEL.onnx --real /usr/share/datasets/fashion-mnist --out bench/quality-out \
-        --rows ddim:10,ddim:20,ddim:50,ddim:100,dpm-solver++:10,dpm-solver++:20,ddpm:1000 --label my-model
+    python bench/quality.py MODEL.onnx --real /usr/share/datasets/fashion-mnist --out bench/quality-out \\
+        --rows ddpm:100,dpm-solver++:20/spacing=logsnr/x0=clip,ddim:10@500 --label my-model
 
-``--num-images`` applies to every row; ``ddpm:1000@250`` gives one row its own image count (each row
-reports the floor for its own n, since FID depends on n). Outputs are named after ``--label``
-(``table-LABEL.md``, ``grid-LABEL-SAMPLER-STEPS.png``), so two models' tables concatenate into one.
+A row is ``SAMPLER:STEPS[/OPTION=VALUE...][@NUM_IMAGES]``; options are ``spacing``, ``rho`` and the
+sampler's own (``x0``, ``x0_percentile``, ``eta``). Each row reports the floor for its own n.
+Outputs are named after ``--label``, so two models' tables concatenate into one.
 """
 
 from __future__ import annotations
@@ -24,31 +27,54 @@ import numpy as np
 from ddpm_runtime.files import ensure_writable_dir, write_png
 from ddpm_runtime.generate import SamplingSettings, generate
 from ddpm_runtime.images import make_grid
-from ddpm_runtime.onnx_model import load_onnx_model
 from ddpm_training.data import ImageData, load_images
 from ddpm_training.evaluation import evaluate, feature_classifier
 
-DEFAULT_ROWS = "ddpm:1000@250,ddim:10,ddim:20,ddim:50,ddim:100,dpm-solver++:10,dpm-solver++:20"
+DEFAULT_ROWS = "ddpm:100,ddim:20,dpm-solver++:20,dpm-solver++-sde:20"
+GENERATE_FIELDS = ("spacing", "rho")
 
 
-def parse_rows(text: str, default_n: int) -> list[tuple[str, int, int]]:
-    rows = []
-    for item in text.split(","):
-        spec, _, count = item.partition("@")
-        sampler, _, steps = spec.partition(":")
-        rows.append((sampler.strip(), int(steps), int(count) if count else default_n))
-    return rows
+def parse_row(item: str, default_n: int) -> tuple[str, SamplingSettings]:
+    spec, _, count = item.partition("@")
+    sampler_steps, *pairs = spec.split("/")
+    sampler, _, steps = sampler_steps.partition(":")
+    fields, options = {}, {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        target = fields if key in GENERATE_FIELDS else options
+        target[key] = value if key in ("spacing", "x0") else float(value)
+    n = int(count) if count else default_n
+    return spec, SamplingSettings(n, 100, sampler.strip(), int(steps), 0, options, **fields)
+
+
+def eps_model_for(path: Path, device: str):
+    """(eps callable, metadata) from an ONNX file or a checkpoint's EMA weights in torch."""
+    if path.suffix == ".onnx":
+        from ddpm_runtime.onnx_model import load_onnx_model
+
+        model = load_onnx_model(path, "cpu")
+        return model, model.metadata
+    import torch
+
+    from ddpm_export.source import load_source
+    from ddpm_training.torch_eps import numpy_eps_model
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # full float32, as ONNX
+    source = load_source(path)
+    return numpy_eps_model(source.model.to(device), device), source.metadata({"format": "torch"})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, help="MODEL.onnx, or a checkpoint (.pt) run in torch")
     parser.add_argument("--real", type=Path, required=True, help="labelled real data (ddpm eval --real)")
     parser.add_argument("--out", type=Path, default=Path("bench/quality-out"), help="grids and table go here")
-    parser.add_argument("--rows", default=DEFAULT_ROWS, help="sampler:steps[@num_images],...")
+    parser.add_argument("--rows", default=DEFAULT_ROWS, help="SAMPLER:STEPS[/OPTION=VALUE...][@N],...")
     parser.add_argument("--num-images", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device for a checkpoint (cpu, cuda)")
+    parser.add_argument("--no-samples", action="store_true", help="do not keep each row's samples.npz")
     parser.add_argument(
         "--label", default=None, help="name of the model in the table's first column (default: the file's folder)"
     )
@@ -56,31 +82,34 @@ def main() -> None:
 
     out = ensure_writable_dir(args.out)
     label = args.label or args.model.resolve().parent.name
-    model = load_onnx_model(args.model, "cpu")
+    eps_model, metadata = eps_model_for(args.model, args.device)
     real = load_images(args.real)
     classifier = feature_classifier(real)
     lines = [
         (
-            f"model `{args.model}` ({model.metadata.training.get('steps')} training steps, "
-            f"{'EMA' if model.metadata.training.get('ema') else 'raw'} weights); real data `{args.real}`; "
-            f"LeNet held-out accuracy {classifier.accuracy:.1%}"
+            f"model `{args.model}` ({metadata.training.get('steps')} training steps, "
+            f"{'EMA' if metadata.training.get('ema') else 'raw'} weights, eps from "
+            f"{'ONNX Runtime' if args.model.suffix == '.onnx' else 'torch on ' + args.device}); real data "
+            f"`{args.real}`; LeNet held-out accuracy {classifier.accuracy:.1%}"
         ),
         "",
-        "| model | sampler | steps | images | FID | floor | precision | recall | s/image | grid |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | row | images | FID | floor | precision | recall | s/image | grid |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for sampler, steps, n in parse_rows(args.rows, args.num_images):
-        settings = SamplingSettings(n, args.batch_size, sampler, steps, args.seed)
+    for name, row in (parse_row(item, args.num_images) for item in args.rows.split(",")):
+        settings = SamplingSettings(**{**row.__dict__, "batch_size": args.batch_size, "seed": args.seed})
         start = time.perf_counter()
-        images = generate(model, model.metadata, settings)
-        seconds = (time.perf_counter() - start) / n
-        grid_name = f"grid-{label}-{sampler}-{steps}.png"
+        images = generate(eps_model, metadata, settings)
+        seconds = (time.perf_counter() - start) / settings.num_images
+        slug = name.replace(":", "-").replace("/", "-").replace("=", "")
+        grid_name = f"grid-{label}-{slug}.png"
         write_png(out / grid_name, make_grid(images[:64], ncols=8))
-        np.savez(out / f"samples-{label}-{sampler}-{steps}.npz", arr_0=images)
-        report = evaluate(ImageData(images, None, f"{sampler}:{steps}"), real, classifier, seed=args.seed)
+        if not args.no_samples:
+            np.savez(out / f"samples-{label}-{slug}.npz", arr_0=images)
+        report = evaluate(ImageData(images, None, name), real, classifier, seed=args.seed)
         line = (
-            f"| {label} | {sampler} | {steps} | {n} | {report.fid:.2f} | {report.fid_floor:.2f} | "
-            f"{report.precision:.3f} | {report.recall:.3f} | {seconds:.3f} | [{grid_name}]({grid_name}) |"
+            f"| {label} | {name} | {settings.num_images} | {report.fid:.2f} | {report.fid_floor:.2f} | "
+            f"{report.precision:.3f} | {report.recall:.3f} | {seconds:.4f} | [grid]({grid_name}) |"
         )
         lines.append(line)
         print(line, flush=True)

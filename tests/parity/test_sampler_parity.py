@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ddpm_runtime.onnx_model import load_onnx_model
-from ddpm_runtime.samplers import ddim_step, ddpm_step, dpm_solver_2m_step, sample_ddim
+from ddpm_runtime.samplers import ddim_step, ddpm_step, dpm_solver_2m_sde_step, dpm_solver_2m_step, sample_ddim
+from ddpm_runtime.samplers.thresholding import threshold_x0
 from ddpm_runtime.schedule import NoiseSchedule
 from ddpm_runtime.timesteps import spaced_timesteps
 from ddpm_training.checkpoint import load_checkpoint
@@ -56,7 +57,7 @@ def test_ddpm_mean_from_clipped_x0_is_eq7(t):
     x, eps, _ = arrays(t + 100)
     expected = ref.ddpm_clipped_mean(torch.tensor(x), torch.tensor(eps), AB[t], AB[t - 1])
     z = np.zeros_like(x)
-    got, _ = ddpm_step(x, eps, SCHEDULE.alpha_bars[t], SCHEDULE.alpha_bars[t - 1], z, mean_from_clipped_x0=True)
+    got, _ = ddpm_step(x, eps, SCHEDULE.alpha_bars[t], SCHEDULE.alpha_bars[t - 1], z, x0_mode="clip")
     np.testing.assert_allclose(got, expected.numpy(), atol=TOL, rtol=0)
 
 
@@ -96,3 +97,68 @@ def test_whole_trajectory_torch_reference_vs_onnx_numpy(tiny_onnx, tiny_trained)
     expected = ref.sample_ddim_torch(model, torch.tensor(x_T), AB, timesteps).numpy()
     got = sample_ddim(load_onnx_model(tiny_onnx, "cpu"), x_T, SCHEDULE, timesteps)
     assert np.abs(got - expected).max() <= 1e-3
+
+
+# ---- x_0 handling and the stochastic solver (the few-step issue)
+
+
+@pytest.mark.parametrize("mode", ["clip", "dynamic"])
+def test_x0_thresholding_equals_reference(mode):
+    x0 = 3.0 * np.random.default_rng(5).standard_normal((4, 1, 6, 6))  # far outside [-1, 1]
+    got = threshold_x0(x0, mode)
+    np.testing.assert_allclose(got, ref.threshold_x0(torch.tensor(x0), mode).numpy(), atol=TOL, rtol=0)
+    assert np.abs(got).max() <= 1.0
+
+
+@pytest.mark.parametrize("mode,eta", [("clip", 0.0), ("dynamic", 0.0), ("clip", 0.7)])
+def test_ddim_step_with_bounded_x0_equals_reference(mode, eta):
+    t, t_prev = 700, 600
+    x, eps, z = arrays(11)
+    x = 3.0 * x  # so that x_0 estimates leave the data range
+    expected = ref.ddim_step_bounded_x0(
+        torch.tensor(x), torch.tensor(eps), AB[t], AB[t_prev], eta, torch.tensor(z), mode
+    )
+    got, _ = ddim_step(x, eps, SCHEDULE.alpha_bars[t], SCHEDULE.alpha_bars[t_prev], eta, z if eta else None, mode)
+    np.testing.assert_allclose(got, expected.numpy(), atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["clip", "dynamic"])
+def test_ddpm_step_with_bounded_x0_is_eq7(mode):
+    t = 300
+    x, eps, z = arrays(12)
+    x0 = ref.threshold_x0((torch.tensor(3 * x) - torch.sqrt(1 - AB[t]) * torch.tensor(eps)) / torch.sqrt(AB[t]), mode)
+    alpha = AB[t] / AB[t - 1]
+    mean = (AB[t - 1].sqrt() * (1 - alpha) * x0 + alpha.sqrt() * (1 - AB[t - 1]) * torch.tensor(3 * x)) / (1 - AB[t])
+    variance = (1 - AB[t - 1]) / (1 - AB[t]) * (1 - alpha)
+    expected = mean + variance.sqrt() * torch.tensor(z)
+    got, _ = ddpm_step(3 * x, eps, SCHEDULE.alpha_bars[t], SCHEDULE.alpha_bars[t - 1], z, x0_mode=mode)
+    np.testing.assert_allclose(got, expected.numpy(), atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("first_order", [True, False])
+def test_dpm_solver_pp_2m_sde_step_equals_k_diffusion(first_order):
+    t_prev, s, t = 999.0, 850.5, 700.25  # fractional times: alpha_bar from the schedule's interpolation
+    x, x0_s, x0_prev = arrays(13)
+    z = np.random.default_rng(14).standard_normal(x.shape)
+    ab_s, ab_t = (float(SCHEDULE.alpha_bar_at(v)) for v in (s, t))
+    h_prev = None if first_order else float(SCHEDULE.log_snr(s) - SCHEDULE.log_snr(t_prev))
+    got, h = dpm_solver_2m_sde_step(x, x0_s, None if first_order else x0_prev, ab_s, ab_t, h_prev, z)
+    f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    expected = ref.dpm_solver_pp_2m_sde_step_kdiffusion(
+        torch.tensor(x),
+        torch.tensor(x0_s),
+        None if first_order else torch.tensor(x0_prev),
+        f64(ab_s),
+        f64(ab_t),
+        None if first_order else f64(h_prev),
+        torch.tensor(z),
+    )
+    np.testing.assert_allclose(got, expected.numpy(), atol=TOL, rtol=0)
+    assert h > 0
+
+
+def test_dpm_solver_pp_2m_sde_lands_on_the_denoised_estimate():
+    x, x0_s, _ = arrays(15)
+    got, h = dpm_solver_2m_sde_step(x, x0_s, None, float(SCHEDULE.alpha_bars[3]), 1.0, None, None)
+    np.testing.assert_array_equal(got, x0_s)
+    assert h == np.inf

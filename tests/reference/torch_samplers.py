@@ -69,3 +69,37 @@ def sample_ddim_torch(model, x_T, alpha_bars, timesteps):
             eps = model(x.float(), torch.full((x.shape[0],), float(t))).double()
         x = ddim_step(x, eps, alpha_bars[t], prev, 0.0, torch.zeros_like(x))
     return x
+
+
+def threshold_x0(x0, mode, percentile=0.995):
+    """Bounding x_0: clamp, or Imagen's dynamic thresholding (Saharia et al. 2022, section 2.3)."""
+    if mode == "none":
+        return x0
+    if mode == "clip":
+        return x0.clamp(-1, 1)
+    s = torch.quantile(x0.abs().reshape(x0.shape[0], -1), percentile, dim=1).clamp(min=1.0)[:, None, None, None]
+    return torch.maximum(torch.minimum(x0, s), -s) / s
+
+
+def ddim_step_bounded_x0(xt, eps, a_bar_t, a_bar_prev, eta, z, mode):
+    """DDIM (eq. 12) written through x_0 alone: eps is replaced by the noise implied by the bounded x_0."""
+    x0 = threshold_x0((xt - torch.sqrt(1 - a_bar_t) * eps) / torch.sqrt(a_bar_t), mode)
+    sigma = eta * torch.sqrt((1 - a_bar_prev) / (1 - a_bar_t) * (1 - a_bar_t / a_bar_prev))
+    implied_eps = (xt - torch.sqrt(a_bar_t) * x0) / torch.sqrt(1 - a_bar_t)
+    return torch.sqrt(a_bar_prev) * x0 + torch.sqrt(1 - a_bar_prev - sigma**2) * implied_eps + sigma * z
+
+
+def dpm_solver_pp_2m_sde_step_kdiffusion(x_vp, denoised, old_denoised, a_bar_s, a_bar_t, h_last, z):
+    """k-diffusion's sample_dpmpp_2m_sde (eta 1, midpoint) in its own variables: x = x_vp / alpha,
+    sigma = sqrt((1 - a_bar) / a_bar), t = -log(sigma); converted back to the VP scale at the end."""
+    sigma_s, sigma_t = torch.sqrt((1 - a_bar_s) / a_bar_s), torch.sqrt((1 - a_bar_t) / a_bar_t)
+    x = x_vp / torch.sqrt(a_bar_s)
+    t, s = -torch.log(sigma_s), -torch.log(sigma_t)
+    h = s - t
+    eta_h = h
+    x = sigma_t / sigma_s * torch.exp(-eta_h) * x + (-h - eta_h).expm1().neg() * denoised
+    if old_denoised is not None:
+        r = h_last / h
+        x = x + 0.5 * (-h - eta_h).expm1().neg() * (1 / r) * (denoised - old_denoised)
+    x = x + z * sigma_t * (-2 * eta_h).expm1().neg().sqrt()
+    return x * torch.sqrt(a_bar_t)

@@ -64,7 +64,13 @@ def test_same_seed_same_images_whatever_the_batch_size(capsys, tiny_onnx, tmp_pa
 
 
 @pytest.mark.parametrize(
-    "sampler,extra", [("dpm-solver++", []), ("ddim", ["--eta", "1"]), ("ddpm", ["--ddpm-clipped-mean"])]
+    "sampler,extra",
+    [
+        ("dpm-solver++", ["--x0", "dynamic", "--spacing", "logsnr"]),
+        ("dpm-solver++-sde", ["--spacing", "karras", "--rho", "5"]),
+        ("ddim", ["--eta", "1", "--x0", "clip"]),
+        ("ddpm", ["--x0", "clip"]),
+    ],
 )
 def test_every_sampler_runs(capsys, tiny_onnx, tmp_path, sampler, extra):
     result = run(

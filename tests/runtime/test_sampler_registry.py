@@ -3,6 +3,8 @@ with the same arguments, and a new sampler needs no change outside its file and 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -40,7 +42,7 @@ def test_every_sampler_makes_one_model_call_per_step(name):
 
 
 def test_cli_choices_and_defaults_come_from_the_registry(capsys):
-    help_text = " ".join(run_ddpm_run(capsys, "sample", "--help").out.split())
+    help_text = re.sub(r"-\s+", "-", " ".join(run_ddpm_run(capsys, "sample", "--help").out.split()))  # unwrap
     for spec in REGISTRY.values():
         assert spec.name in help_text and f"{spec.name} {spec.default_steps or 'T'}" in help_text
         for option in spec.options:
@@ -52,7 +54,7 @@ def test_a_new_sampler_is_one_function_and_one_registry_entry(monkeypatch):
         """One model call: x_0 from x_T at the first timestep (a 1-step DDIM), scaled by ``damping``."""
         t = timesteps[0]
         eps = eps_model(x_T.astype(np.float32), np.full((len(x_T),), t, np.float32))
-        alpha_bar = schedule.alpha_bars[t]
+        alpha_bar = schedule.alpha_bar_at(t)  # timesteps may be fractional
         return damping * (x_T - np.sqrt(1 - alpha_bar) * eps) / np.sqrt(alpha_bar)
 
     from ddpm_runtime.samplers.interface import SamplerOption
@@ -74,6 +76,17 @@ def test_unknown_sampler_and_option_values_are_user_errors():
         SamplingSettings(sampler="euler").validate(1000)
     with pytest.raises(UserError, match=r"--eta must be in \[0, 1\]"):
         SamplingSettings(sampler="ddim", options={"eta": 1.5}).validate(1000)
-    with pytest.raises(UserError, match="--ddpm-clipped-mean applies to the ddpm sampler only"):
-        SamplingSettings(sampler="ddim", options={"mean_from_clipped_x0": True}).validate(1000)
+    with pytest.raises(UserError, match="--eta applies to the ddim sampler only"):
+        SamplingSettings(sampler="dpm-solver++", options={"eta": 0.5}).validate(1000)
+    with pytest.raises(UserError, match="--x0 must be one of none, clip, dynamic"):
+        SamplingSettings(sampler="ddim", options={"x0": "static"}).validate(1000)
+    with pytest.raises(UserError, match="unknown --spacing 'cosine'"):
+        SamplingSettings(spacing="cosine").validate(1000)
     SamplingSettings(sampler="ddpm", options={"eta": 0.0}).validate(1000)  # a neutral value asks for nothing
+
+
+def test_the_default_settings_make_20_model_calls_per_image():
+    model = CountingModel()
+    generate(model, METADATA, SamplingSettings(num_images=5, batch_size=5))
+    assert model.calls == 20
+    assert model.timesteps[0] == 999 and model.timesteps[-1] == 0  # logsnr: the last call at t = 0

@@ -7,7 +7,7 @@ import pytest
 
 from ddpm_runtime.errors import UserError
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
-from ddpm_runtime.timesteps import spaced_timesteps
+from ddpm_runtime.timesteps import sampling_timesteps, spaced_timesteps
 
 
 def test_posterior_variance_is_eq7_and_zero_at_t0():
@@ -44,3 +44,46 @@ def test_spaced_timesteps():
     for bad in (0, 1001):
         with pytest.raises(UserError, match="between 1 and T=1000"):
             spaced_timesteps(1000, bad)
+
+
+def test_alpha_bar_at_is_the_table_at_integers_and_monotone_between():
+    s = NoiseSchedule.from_config()
+    t = np.arange(1000)
+    np.testing.assert_array_equal(s.alpha_bar_at(t), s.alpha_bars)  # bit for bit: golden samples rely on it
+    fine = np.linspace(0, 999, 9991)
+    values = s.alpha_bar_at(fine)
+    assert np.all(np.diff(values) < 0)
+    # Between two integers log(alpha_bar) is linear: the midpoint is the geometric mean.
+    assert s.alpha_bar_at(10.5) == pytest.approx(np.sqrt(s.alpha_bars[10] * s.alpha_bars[11]), rel=1e-12)
+    with pytest.raises(ValueError):
+        s.alpha_bar_at(999.5)
+
+
+@pytest.mark.parametrize("steps", [2, 10, 20, 50])
+def test_logsnr_spacing_is_even_in_log_snr(steps):
+    s = NoiseSchedule.from_config()
+    ts = sampling_timesteps(s, steps, "logsnr")
+    assert ts[0] == 999 and ts[-1] == 0 and np.all(np.diff(ts) < 0)
+    expected = np.linspace(s.log_snr(999), s.log_snr(0), steps)
+    # The times invert alpha_bar_at exactly, so lambda lands on the grid to rounding.
+    np.testing.assert_allclose(s.log_snr(ts), expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("steps,rho", [(10, 7.0), (20, 7.0), (20, 3.0)])
+def test_karras_spacing_follows_eq5(steps, rho):
+    """Karras et al. 2022, eq. 5, in EDM's sigma = sqrt((1 - alpha_bar) / alpha_bar)."""
+    s = NoiseSchedule.from_config()
+    ts = sampling_timesteps(s, steps, "karras", rho)
+    sigma = lambda t: np.sqrt((1 - s.alpha_bar_at(t)) / s.alpha_bar_at(t))  # noqa: E731
+    sigma_max, sigma_min = sigma(999.0), sigma(0.0)
+    ramp = np.arange(steps) / (steps - 1)
+    expected = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    np.testing.assert_allclose(sigma(ts), expected, rtol=1e-9)
+    assert np.all(np.diff(ts) < 0)
+
+
+def test_trailing_is_unchanged_and_one_step_starts_at_T_minus_1():
+    s = NoiseSchedule.from_config()
+    np.testing.assert_array_equal(sampling_timesteps(s, 10, "trailing"), spaced_timesteps(1000, 10))
+    for spacing in ("trailing", "logsnr", "karras"):
+        np.testing.assert_array_equal(sampling_timesteps(s, 1, spacing), [999.0])

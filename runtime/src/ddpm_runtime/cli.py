@@ -15,6 +15,7 @@ from .cli_main import run_cli
 from .devices import DEVICES
 from .generate import SamplingSettings
 from .samplers import REGISTRY, all_options
+from .timesteps import SPACINGS
 
 _DEFAULTS = SamplingSettings()
 _SAMPLER_HELP = "; ".join(f"{spec.name}: {spec.summary}" for spec in REGISTRY.values())
@@ -27,18 +28,27 @@ def cli() -> None:
     """Sample from DDPM U-Nets exported by `ddpm export-onnx`, with NumPy and ONNX Runtime."""
 
 
+def _option_default(name: str) -> str:
+    """The default of a sampler option, per sampler where they differ."""
+    defaults = {spec.name: o.default for spec in REGISTRY.values() for o in spec.options if o.name == name}
+    if len(set(defaults.values())) == 1:
+        return str(next(iter(defaults.values())))
+    return ", ".join(f"{sampler} {value}" for sampler, value in defaults.items())
+
+
 def sampler_options(func):
     """One flag per sampler option in the registry; unset flags stay None, so only given ones reach the sampler."""
     for option in reversed(all_options().values()):
         if option.is_flag:
             func = click.option(option.flag, option.name, is_flag=True, default=None, help=option.help)(func)
         else:
+            kind = click.Choice(option.choices) if option.choices else type(option.default)
             func = click.option(
                 option.flag,
                 option.name,
-                type=type(option.default),
+                type=kind,
                 default=None,
-                help=f"{option.help}  [default: {option.default}]",
+                help=f"{option.help}  [default: {_option_default(option.name)}]",
             )(func)
     return func
 
@@ -64,8 +74,18 @@ def sampler_options(func):
     "--steps",
     type=int,
     default=None,
-    help=f"Model calls per image, 1..T, spaced 'trailing' from T-1.  [default: {_STEPS_HELP}]",
+    help=f"Model calls per image, 1..T.  [default: {_STEPS_HELP}]",
 )
+@click.option(
+    "--spacing",
+    type=click.Choice(SPACINGS),
+    default=None,
+    help="Where the model calls fall in t: even in t from T-1 (trailing), even in log-SNR, or Karras et al.'s "
+    "sigma ramp; logsnr and karras end at t = 0.  [default: "
+    + ", ".join(f"{spec.name} {spec.default_spacing}" for spec in REGISTRY.values())
+    + "]",
+)
+@click.option("--rho", type=float, default=_DEFAULTS.rho, show_default=True, help="Exponent of the karras spacing.")
 @sampler_options
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True, help="Same seed, same images.")
 @click.option(
@@ -90,7 +110,20 @@ def sampler_options(func):
     help="Replace an earlier run's grid.png, images/, samples.npz and samples.csv in --out (nothing else).",
 )
 def sample_command(
-    model, num_images, batch_size, sampler, steps, seed, device, threads, out, write_csv, overwrite, **options
+    model,
+    num_images,
+    batch_size,
+    sampler,
+    steps,
+    spacing,
+    rho,
+    seed,
+    device,
+    threads,
+    out,
+    write_csv,
+    overwrite,
+    **options,
 ) -> None:
     """Generate images from MODEL (an ONNX file written by `ddpm export-onnx`)."""
     from .generate import generate
@@ -98,7 +131,7 @@ def sample_command(
     from .outputs import check_output_folder, write_samples
 
     given = {name: value for name, value in options.items() if value is not None}
-    settings = SamplingSettings(num_images, batch_size, sampler, steps, seed, given)
+    settings = SamplingSettings(num_images, batch_size, sampler, steps, seed, given, spacing, rho)
     eps_model = load_onnx_model(model, device, threads)
     num_timesteps = eps_model.metadata.schedule.num_timesteps
     settings.validate(num_timesteps)

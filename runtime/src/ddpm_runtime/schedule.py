@@ -76,6 +76,26 @@ class NoiseSchedule:
     def num_timesteps(self) -> int:
         return self.config.num_timesteps
 
+    def alpha_bar_at(self, t) -> np.ndarray:
+        """alpha_bar at timesteps t in [0, T-1], fractional ones too (float64, t's shape).
+
+        At integers: the table itself, bit for bit. Between them: log(alpha_bar) linear in t, as
+        DPM-Solver's discrete-time ``NoiseScheduleVP`` interpolates log(alpha_t) (Lu et al. 2022).
+        """
+        t = np.asarray(t, dtype=np.float64)
+        if np.any((t < 0) | (t > self.num_timesteps - 1)):
+            raise ValueError(f"timesteps must lie in [0, {self.num_timesteps - 1}]")
+        index = np.rint(t).astype(np.int64)
+        on_grid = t == index
+        steps = np.arange(self.num_timesteps, dtype=np.float64)
+        between = np.exp(np.interp(t, steps, np.log(self.alpha_bars)))
+        return np.where(on_grid, self.alpha_bars[np.clip(index, 0, self.num_timesteps - 1)], between)
+
+    def log_snr(self, t) -> np.ndarray:
+        """lambda_t = log(alpha_t / sigma_t) = 0.5 log(alpha_bar / (1 - alpha_bar)) (Lu et al. 2022, eq. 2.3)."""
+        alpha_bar = self.alpha_bar_at(t)
+        return 0.5 * (np.log(alpha_bar) - np.log1p(-alpha_bar))
+
     @classmethod
     def from_config(cls, config: ScheduleConfig | None = None) -> NoiseSchedule:
         config = config or ScheduleConfig()

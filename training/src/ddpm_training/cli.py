@@ -40,7 +40,12 @@ TRAIN_OPTIONS = [
     ("--checkpoint-every", "checkpoint_every", int, "Steps between checkpoints, loss CSV/plot and sample grids."),
     ("--log-every", "log_every", int, "Steps between loss readings."),
     ("--num-preview", "num_preview", int, "Images in each sample grid."),
-    ("--preview-steps", "preview_steps", int, "DDIM steps for the sample grids."),
+    (
+        "--preview-steps",
+        "preview_steps",
+        int,
+        "Model calls per sample-grid image (ddpm-run's default sampler).",
+    ),
 ]
 SCHEDULE_OPTIONS = [
     ("--timesteps", "num_timesteps", int, "Diffusion steps T."),

@@ -4,7 +4,7 @@ OUT/checkpoint.pt          latest checkpoint (see checkpoint.py)
 OUT/config.json            model, schedule and training settings, for people and scripts
 OUT/loss.csv               one row per log interval
 OUT/loss.png               the loss curve
-OUT/samples/step-NNNNNNN.png  EMA samples (DDIM, eta 0, same x_T every time)
+OUT/samples/step-NNNNNNN.png  EMA samples (ddpm-run's default sampler, same noise every time)
 """
 
 from __future__ import annotations

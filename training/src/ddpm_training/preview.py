@@ -1,4 +1,4 @@
-"""Sample grids during training: a short deterministic DDIM run of the EMA weights."""
+"""Sample grids during training: ddpm-run's default sampler on the EMA weights, in a few model calls."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddpm_runtime.generate import SamplingSettings
 from ddpm_runtime.images import make_grid, to_uint8_nhwc
-from ddpm_runtime.samplers import sample_ddim
+from ddpm_runtime.noise import PerImageNoise
+from ddpm_runtime.samplers import get_sampler
 from ddpm_runtime.schedule import NoiseSchedule
-from ddpm_runtime.timesteps import spaced_timesteps
+from ddpm_runtime.timesteps import sampling_timesteps
 
 from .config import UNetConfig
 from .torch_eps import numpy_eps_model
@@ -24,15 +26,19 @@ def preview_grid(
     seed: int,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """An (H, W, C) uint8 grid of ``num_images`` samples. The same seed gives the same x_T at every
-    checkpoint, so successive grids show how the same noise turns into images as training goes on."""
+    """An (H, W, C) uint8 grid of ``num_images`` samples, made as `ddpm-run sample` makes them by default
+    (same sampler, spacing and options) with ``num_steps`` model calls. The same seed gives the same
+    noise at every checkpoint, so successive grids show how the same noise turns into images."""
     size, channels = model_config.image_size, model_config.im_channels
-    x_T = np.random.default_rng(seed).standard_normal((num_images, channels, size, size))
+    defaults = SamplingSettings()
+    spec = get_sampler(defaults.sampler)
+    rng = PerImageNoise(seed, 0, num_images)
+    x_T = rng.standard_normal((num_images, channels, size, size))
+    timesteps = sampling_timesteps(schedule, min(num_steps, schedule.num_timesteps), defaults.resolved_spacing())
     was_training = model.training
     model.eval()
     try:
-        timesteps = spaced_timesteps(schedule.num_timesteps, min(num_steps, schedule.num_timesteps))
-        x0 = sample_ddim(numpy_eps_model(model, device), x_T, schedule, timesteps, eta=0.0)
+        x0 = spec.sample(numpy_eps_model(model, device), x_T, schedule, timesteps, rng=rng)
     finally:
         model.train(was_training)
     return make_grid(to_uint8_nhwc(x0))

@@ -27,7 +27,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints, loss CSV/plot and sample grids
     log_every: int = 10  # steps between loss readings (averaged over those steps)
     num_preview: int = 16  # images in each sample grid
-    preview_steps: int = 20  # DDIM steps (eta = 0) for the sample grids
+    preview_steps: int = 20  # model calls of ddpm-run's default sampler for the sample grids
 
     MATH_FIELDS = ("batch_size", "lr", "warmup_steps", "ema_decay", "grad_clip", "bf16", "seed")
 

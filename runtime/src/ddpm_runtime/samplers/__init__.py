@@ -7,10 +7,11 @@ text and option flags all come from here.
 """
 
 from ..errors import UserError
-from . import ddim, ddpm, dpm_solver
+from . import ddim, ddpm, dpm_solver, dpm_solver_sde
 from .ddim import ddim_step, sample_ddim
 from .ddpm import ddpm_step, sample_ddpm
 from .dpm_solver import dpm_solver_2m_step, sample_dpm_solver_2m
+from .dpm_solver_sde import dpm_solver_2m_sde_step, sample_dpm_solver_2m_sde
 from .interface import Callback, EpsModel, SamplerOption, SamplerSpec
 
 REGISTRY: dict[str, SamplerSpec] = {
@@ -19,6 +20,7 @@ REGISTRY: dict[str, SamplerSpec] = {
         ddpm.SPEC,
         ddim.SPEC,
         dpm_solver.SPEC,
+        dpm_solver_sde.SPEC,
     )
 }
 SAMPLERS = tuple(REGISTRY)
@@ -46,9 +48,11 @@ __all__ = [
     "all_options",
     "ddim_step",
     "ddpm_step",
+    "dpm_solver_2m_sde_step",
     "dpm_solver_2m_step",
     "get_sampler",
     "sample_ddim",
     "sample_ddpm",
     "sample_dpm_solver_2m",
+    "sample_dpm_solver_2m_sde",
 ]

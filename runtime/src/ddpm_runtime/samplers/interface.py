@@ -6,9 +6,9 @@ A sampler is a pure function (k-diffusion's ``sample_*`` convention, our float64
 
 - ``eps_model(x, t)``: float32 (B, C, H, W) and (B,) -> predicted noise; an ONNX Runtime session in
   production, a torch module in the tests.
-- ``x_T``: the starting noise; ``schedule``: a ``NoiseSchedule``; ``timesteps``: the descending
-  timesteps to visit (``timesteps.spaced_timesteps``). After the last one the sampler lands on the
-  clean image (alpha_bar = 1).
+- ``x_T``: the starting noise; ``schedule``: a ``NoiseSchedule``; ``timesteps``: the descending,
+  possibly fractional times to visit (``timesteps.sampling_timesteps``; ``schedule.alpha_bar_at(t)``
+  gives alpha_bar there). After the last one the sampler lands on the clean image (alpha_bar = 1).
 - ``rng``: ``standard_normal(shape)`` for the noise a stochastic sampler adds (``noise.PerImageNoise``).
 - ``callback(i, t, x)``: after every model call, with the step index, its timestep and the new state.
 - ``options``: the sampler's own keyword options, declared in its ``SamplerSpec``.
@@ -25,6 +25,7 @@ import numpy as np
 from ..schedule import NoiseSchedule
 
 EpsModel = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# callback(i, t, x): step index, the (possibly fractional) timestep of that model call, the new state
 Callback = Callable[[int, int, np.ndarray], None]
 
 
@@ -48,9 +49,10 @@ class SamplerOption:
 
     name: str  # the sampler function's keyword argument
     flag: str  # e.g. "--eta"; options of the same name share one flag
-    default: float | bool
+    default: float | bool | str
     help: str
     check: Callable[[object], str | None] | None = None  # returns a complaint about a value, or None
+    choices: tuple[str, ...] | None = None  # for string options: what the CLI offers
 
     @property
     def is_flag(self) -> bool:
@@ -66,3 +68,18 @@ class SamplerSpec:
     default_steps: int | None  # model calls per image when --steps is not given; None: all T (the seed's)
     summary: str  # one line for --help: what it is and where it comes from
     options: tuple[SamplerOption, ...] = ()
+    default_spacing: str = "trailing"  # timesteps.SPACINGS: where its model calls fall when --spacing is not given
+
+
+def alpha_bar_pairs(schedule: NoiseSchedule, timesteps: np.ndarray) -> list[tuple[float, float, float]]:
+    """(t, alpha_bar_t, alpha_bar_next) for each listed timestep; after the last one alpha_bar is 1,
+    the clean image."""
+    timesteps = np.asarray(timesteps, dtype=np.float64)
+    alpha_bars = np.append(schedule.alpha_bar_at(timesteps), 1.0)
+    return [(float(t), float(alpha_bars[i]), float(alpha_bars[i + 1])) for i, t in enumerate(timesteps)]
+
+
+def call_model(eps_model: EpsModel, x: np.ndarray, t: float) -> np.ndarray:
+    """One model call at time t for every row: float32 in, float64 out."""
+    eps = eps_model(x.astype(np.float32), np.full((x.shape[0],), t, dtype=np.float32))
+    return np.asarray(eps, dtype=np.float64)
