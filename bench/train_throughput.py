@@ -95,7 +95,8 @@ def main() -> None:
         default=str(FASHION) if FASHION.exists() else None,
         help="any dataset `ddpm train` reads (default: Fashion-MNIST, else random images)",
     )
-    parser.add_argument("--preset", default="seed-small")
+    parser.add_argument("--preset", default="seed-small", help="the seed loop's preset, and ours")
+    parser.add_argument("--also", default="", help="more presets to time with our trainer, comma-separated")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round and loop")
     parser.add_argument("--rounds", type=int, default=2)
@@ -112,9 +113,12 @@ def main() -> None:
 
     loops = {"seed loop (eager, nn.MultiheadAttention)": SeedLoop(data, config, args.batch_size).step}
     variants = [("ours (fp32)", False)] + ([("ours (bf16 autocast)", True)] if args.bf16 else [])
-    for name, bf16 in variants:
-        train_config = TrainConfig(batch_size=args.batch_size, bf16=bf16)
-        loops[name] = Trainer(config, ScheduleConfig(), train_config, data).train_step
+    for preset_name in [args.preset, *filter(None, args.also.split(","))]:
+        preset_config = preset(preset_name).with_image(data.channels, data.image_size)
+        for name, bf16 in variants:
+            train_config = TrainConfig(batch_size=args.batch_size, bf16=bf16)
+            label = name if preset_name == args.preset else f"{name}, preset {preset_name}"
+            loops[label] = Trainer(preset_config, ScheduleConfig(), train_config, data).train_step
 
     for step in loops.values():  # warm-up: allocator, kernels, first DataLoader iterator
         step()
@@ -127,11 +131,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     print(f"{args.rounds} rounds x {args.steps} timed steps per loop, median step time\n")
     baseline = None
-    print(f"{'loop':44s} {'s/step':>8s} {'img/s':>8s} {'vs seed':>8s}")
+    print(f"{'loop':48s} {'s/step':>8s} {'img/s':>8s} {'vs seed':>8s}")
     for name, values in seconds.items():
         per_step = statistics.median(values)
         baseline = baseline or per_step
-        print(f"{name:44s} {per_step:8.2f} {args.batch_size / per_step:8.1f} {baseline / per_step:7.2f}x")
+        print(f"{name:48s} {per_step:8.2f} {args.batch_size / per_step:8.1f} {baseline / per_step:7.2f}x")
 
 
 if __name__ == "__main__":

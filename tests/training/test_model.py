@@ -108,3 +108,19 @@ def test_invalid_configs_fail_with_a_sentence(changes, message):
 def test_unknown_config_field_is_refused():
     with pytest.raises(TrainingError, match="unknown U-Net config field"):
         UNetConfig.from_dict({**PRESETS["tiny"].to_dict(), "dropout": 0.1})
+
+
+def test_fast_preset_has_attention_only_at_14x14_and_below():
+    config = PRESETS["fast"]
+    model = Unet(config)
+    assert count_parameters(model) == 1_578_785  # seed-small's 1,596,673 less two 28x28 attention blocks
+    assert config.block_sizes() == ([28, 14], 7, [14, 28])
+    assert [len(d.attn_block) for d in model.downs] == [0, 1]  # DownC at 28x28 has none
+    assert [len(u.attn_block) for u in model.ups] == [1, 0]  # UpC at 28x28 has none
+    assert [len(m.attn_block) for m in model.mids] == [1]
+    # The same modules and names as seed-small otherwise: its state dict is seed-small's minus attention.
+    small = set(Unet(PRESETS["seed-small"]).state_dict())
+    fast = set(model.state_dict())
+    assert fast < small and all(".attn_block." in key for key in small - fast)
+    x = torch.randn(2, 1, 28, 28)
+    assert model(x, torch.tensor([3.0, 700.5])).shape == x.shape

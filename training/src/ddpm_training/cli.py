@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -34,6 +35,19 @@ TRAIN_OPTIONS = [
     ("--batch-size", "batch_size", int, "Global batch size, split over torchrun processes."),
     ("--lr", "lr", float, "Adam learning rate."),
     ("--warmup-steps", "warmup_steps", int, "Linear learning-rate warm-up steps (0: none)."),
+    (
+        "--lr-schedule",
+        "lr_schedule",
+        click.Choice(["constant", "cosine"]),
+        "After warm-up: constant, or a cosine to 0 at the end of --max-steps/--epochs or --max-minutes.",
+    ),
+    (
+        "--loss-weighting",
+        "loss_weighting",
+        click.Choice(["none", "min-snr"]),
+        "none: the seed's MSE; min-snr: Min-SNR-gamma weighting (Hang et al. 2023).",
+    ),
+    ("--min-snr-gamma", "min_snr_gamma", float, "gamma of --loss-weighting min-snr."),
     ("--ema-decay", "ema_decay", float, "Decay of the weights' EMA used for samples and export."),
     ("--grad-clip", "grad_clip", float, "Clip the global gradient norm to this (0: off)."),
     ("--seed", "seed", int, "Seed for weights, data order, timesteps and noise."),
@@ -254,8 +268,11 @@ class _Progress:
     def __init__(self) -> None:
         self.bar = None
         self.interrupted = False
+        self.deadline: float | None = None
 
     def start(self, trainer) -> None:
+        minutes = trainer.config.max_minutes
+        self.deadline = None if minutes is None else time.monotonic() + minutes * 60
         if trainer.dist.is_main:
             from tqdm import tqdm
 
@@ -291,7 +308,11 @@ class _Progress:
 
     def log(self, record) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{record.loss:.4f}", img_s=f"{record.images_per_sec:.0f}", refresh=False)
+            postfix = {"loss": f"{record.loss:.4f}", "img/s": f"{record.images_per_sec:.0f}"}
+            if self.deadline is not None:  # tqdm's own ETA covers step targets; this covers --max-minutes
+                left = max(self.deadline - time.monotonic(), 0.0)
+                postfix["left"] = f"{int(left // 60)}:{int(left % 60):02d}"
+            self.bar.set_postfix(postfix, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -22,6 +22,10 @@ class UNetConfig:
     num_upc_layers: int = 2
     num_groups: int = 8  # GroupNorm groups everywhere (seed: 8); every normalised width must divide by it
     num_heads: int = 4  # attention heads (seed: 4); every attention width must divide by it
+    # Self-attention only in blocks whose feature maps are at most this many pixels on a side; None:
+    # in every block, as the seed. At 28x28 attention runs over 784 positions and is most of a step's
+    # time; Ho et al. 2020 put it at 16x16 only.
+    attention_max_size: int | None = None
 
     def __post_init__(self) -> None:
         # Lists from JSON become tuples, so configs compare and hash by value.
@@ -38,6 +42,10 @@ class UNetConfig:
         for name in ("im_channels", "image_size", "t_emb_dim", "num_groups", "num_heads"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.attention_max_size is not None and (
+            not isinstance(self.attention_max_size, int) or self.attention_max_size < 1
+        ):
+            fail(f"attention_max_size must be a positive integer or None, got {self.attention_max_size!r}")
         for name in ("num_downc_layers", "num_midc_layers", "num_upc_layers"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -97,6 +105,15 @@ class UNetConfig:
         except TypeError as exc:
             raise TrainingError(f"invalid U-Net config: {exc}") from None
 
+    def block_sizes(self) -> tuple[list[int], int, list[int]]:
+        """Feature-map side of each DownC, of the MidC stack, and of each UpC (after its upsampling)."""
+        down = [self.image_size // 2 ** sum(map(bool, self.down_sample[:i])) for i in range(len(self.down_sample))]
+        mid = self.image_size // 2 ** sum(map(bool, self.down_sample))
+        return down, mid, list(reversed(down))
+
+    def attends(self, size: int) -> bool:
+        return self.attention_max_size is None or size <= self.attention_max_size
+
     def with_image(self, channels: int, size: int) -> UNetConfig:
         return replace(self, im_channels=channels, image_size=size)
 
@@ -113,6 +130,18 @@ PRESETS: dict[str, UNetConfig] = {
         num_downc_layers=1,
         num_midc_layers=1,
         num_upc_layers=1,
+    ),
+    # The seed's reduced configuration with self-attention only at 14x14 and below (for 28x28 data):
+    # the 784-position attention at 28x28 is most of seed-small's step time. See README for its speed.
+    "fast": UNetConfig(
+        down_ch=(32, 64, 128),
+        mid_ch=(128, 128),
+        up_ch=(128, 64, 16),
+        down_sample=(True, True),
+        num_downc_layers=1,
+        num_midc_layers=1,
+        num_upc_layers=1,
+        attention_max_size=14,
     ),
     # Same wiring at toy widths (6,071 parameters at 1x28x28), for tests that must run in seconds.
     # GroupNorm uses 4 groups here because the narrowest width is 4.

@@ -18,6 +18,8 @@ class ForwardProcess:
         self.sqrt_one_minus_alpha_bars = torch.tensor(
             (1.0 - schedule.alpha_bars) ** 0.5, dtype=torch.float32, device=device
         )
+        # SNR_t = alpha_bar_t / (1 - alpha_bar_t), for loss weightings
+        self.snr = torch.tensor(schedule.alpha_bars / (1.0 - schedule.alpha_bars), dtype=torch.float32, device=device)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps for (B, C, H, W) x_0 and integer (B,) t."""
@@ -26,7 +28,21 @@ class ForwardProcess:
         return scale_x0 * x0 + scale_eps * noise
 
 
-def noise_prediction_loss(model, forward: ForwardProcess, x0, noise, t) -> torch.Tensor:
-    """L_simple (Ho et al. 2020, eq. 14): MSE between the true and the predicted noise, in float32."""
+LOSS_WEIGHTINGS = ("none", "min-snr")
+
+
+def noise_prediction_loss(
+    model, forward: ForwardProcess, x0, noise, t, weighting: str = "none", min_snr_gamma: float = 5.0
+) -> torch.Tensor:
+    """L_simple (Ho et al. 2020, eq. 14): MSE between the true and the predicted noise, in float32.
+
+    ``weighting="min-snr"``: each row's MSE weighted by min(SNR_t, gamma) / SNR_t, Min-SNR-gamma for the
+    eps objective (Hang et al. 2023, eq. 7 with eq. 4's eps form): the nearly clean timesteps, whose
+    noise is hard to predict and matters little for samples, no longer dominate the gradient.
+    """
     prediction = model(forward.add_noise(x0, noise, t), t)
-    return F.mse_loss(prediction.float(), noise)
+    if weighting == "none":
+        return F.mse_loss(prediction.float(), noise)
+    per_row = F.mse_loss(prediction.float(), noise, reduction="none").mean(dim=(1, 2, 3))  # (B,)
+    snr = forward.snr[t]
+    return (per_row * torch.clamp(snr, max=min_snr_gamma) / snr).mean()

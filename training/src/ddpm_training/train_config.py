@@ -19,6 +19,9 @@ class TrainConfig:
     ema_decay: float = 0.999  # EMA of the weights for sampling/export; 0.999 suits short CPU runs
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping (the seed does not clip)
     bf16: bool = False  # bfloat16 autocast for the forward pass; the loss stays float32
+    loss_weighting: str = "none"  # "none": the seed's L_simple; "min-snr": Min-SNR-gamma (Hang et al. 2023)
+    min_snr_gamma: float = 5.0  # the paper's gamma
+    lr_schedule: str = "constant"  # after warm-up: "constant" (the seed's) or "cosine" to 0 at the planned end
     seed: int = 0  # data order, timesteps, noise and initial weights all follow from it
     # --- when to stop (the first one reached) and what to write; free to change on resume
     epochs: float | None = None  # passes over the data; with no stop given at all, 5 epochs (the seed)
@@ -29,7 +32,18 @@ class TrainConfig:
     num_preview: int = 16  # images in each sample grid
     preview_steps: int = 20  # model calls of ddpm-run's default sampler for the sample grids
 
-    MATH_FIELDS = ("batch_size", "lr", "warmup_steps", "ema_decay", "grad_clip", "bf16", "seed")
+    MATH_FIELDS = (
+        "batch_size",
+        "lr",
+        "warmup_steps",
+        "ema_decay",
+        "grad_clip",
+        "bf16",
+        "seed",
+        "loss_weighting",
+        "min_snr_gamma",
+        "lr_schedule",
+    )
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -50,6 +64,12 @@ class TrainConfig:
             positive(name, allow_none=True)
         if self.warmup_steps < 0 or self.grad_clip < 0:
             raise TrainingError("--warmup-steps and --grad-clip must not be negative")
+        if self.loss_weighting not in ("none", "min-snr"):
+            raise TrainingError(f"--loss-weighting must be none or min-snr, got {self.loss_weighting!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise TrainingError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if self.min_snr_gamma <= 0:
+            raise TrainingError(f"--min-snr-gamma must be positive, got {self.min_snr_gamma}")
         if self.seed < 0:
             raise TrainingError(f"--seed must be 0 or more, got {self.seed}")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -10,6 +10,7 @@ as one process with batch B (up to the order of float additions in the gradient 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -101,13 +102,22 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(train_config.seed)  # timesteps and noise
         self.step = 0
         self.elapsed_s = 0.0
+        # Share of the planned run done, in [0, 1]: steps against the step target, or this invocation's
+        # time against --max-minutes, whichever is further (fit() keeps it current). Only the cosine
+        # learning rate reads it; with --max-minutes that makes the run depend on the machine's speed.
+        self.progress = 0.0
         self.history: list[LogRecord] = []
         self._epoch_cache: tuple[int, torch.Tensor] | None = None
 
     # ---- one step
     def lr_at(self, step: int) -> float:
+        """Linear warm-up, then constant or a cosine to 0 over the planned run (``self.progress``)."""
         warmup = self.config.warmup_steps
-        return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+        if warmup and step + 1 < warmup:
+            return self.config.lr * (step + 1) / warmup
+        if self.config.lr_schedule == "cosine":
+            return self.config.lr * 0.5 * (1.0 + math.cos(math.pi * min(self.progress, 1.0)))
+        return self.config.lr
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
@@ -134,7 +144,9 @@ class Trainer:
             group["lr"] = self.lr_at(self.step)
         self.ddp.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            loss = noise_prediction_loss(self.ddp, self.forward_process, x0, noise, t)
+            loss = noise_prediction_loss(
+                self.ddp, self.forward_process, x0, noise, t, self.config.loss_weighting, self.config.min_snr_gamma
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # The global gradient norm, clipped to grad_clip (with clipping off, max_norm=inf scales by exactly 1).
@@ -253,11 +265,16 @@ def fit(
         loss_sum = torch.zeros((), device=trainer.device)
 
     while trainer.step < target:
-        stop = should_stop() or (cfg.max_minutes is not None and time.monotonic() - start >= cfg.max_minutes * 60)
-        if info.enabled:  # every process must take the same decision, or the others hang in all-reduce
-            flag = torch.tensor([1.0 if stop else 0.0], device=trainer.device)
-            torch.distributed.broadcast(flag, src=0)
-            stop = bool(flag.item())
+        running_s = time.monotonic() - start
+        stop = should_stop() or (cfg.max_minutes is not None and running_s >= cfg.max_minutes * 60)
+        progress = trainer.step / target if target < 2**62 else 0.0
+        if cfg.max_minutes is not None:
+            progress = max(progress, running_s / (cfg.max_minutes * 60))
+        if info.enabled:  # every process must take the same decisions (rank 0's), or they fall apart
+            flags = torch.tensor([1.0 if stop else 0.0, progress], dtype=torch.float64, device=trainer.device)
+            torch.distributed.broadcast(flags, src=0)
+            stop, progress = bool(flags[0].item()), float(flags[1].item())
+        trainer.progress = progress
         if stop:
             reason = "interrupted" if should_stop() else "time"
             break

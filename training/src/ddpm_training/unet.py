@@ -42,6 +42,8 @@ class _ResAttnStack(nn.Module):
         return out + self.res_block[i](resnet_input)
 
     def _attention(self, i: int, out: torch.Tensor) -> torch.Tensor:
+        if not self.attn_block:  # a block below the config's attention_max_size has none
+            return out
         return out + self.attn_block[i](out)
 
 
@@ -57,8 +59,10 @@ class DownC(_ResAttnStack):
         down_sample: bool = True,
         num_groups: int = 8,
         num_heads: int = 4,
+        attention: bool = True,
     ):
-        super().__init__(in_channels, out_channels, t_emb_dim, num_layers, num_layers, num_groups, num_heads)
+        num_attn = num_layers if attention else 0
+        super().__init__(in_channels, out_channels, t_emb_dim, num_layers, num_attn, num_groups, num_heads)
         self.num_layers = num_layers
         self.down_block = Downsample(out_channels, out_channels) if down_sample else nn.Identity()
 
@@ -83,8 +87,10 @@ class MidC(_ResAttnStack):
         num_layers: int = 2,
         num_groups: int = 8,
         num_heads: int = 4,
+        attention: bool = True,
     ):
-        super().__init__(in_channels, out_channels, t_emb_dim, num_layers + 1, num_layers, num_groups, num_heads)
+        num_attn = num_layers if attention else 0
+        super().__init__(in_channels, out_channels, t_emb_dim, num_layers + 1, num_attn, num_groups, num_heads)
         self.num_layers = num_layers
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
@@ -106,8 +112,10 @@ class UpC(_ResAttnStack):
         up_sample: bool = True,
         num_groups: int = 8,
         num_heads: int = 4,
+        attention: bool = True,
     ):
-        super().__init__(in_channels, out_channels, t_emb_dim, num_layers, num_layers, num_groups, num_heads)
+        num_attn = num_layers if attention else 0
+        super().__init__(in_channels, out_channels, t_emb_dim, num_layers, num_attn, num_groups, num_heads)
         self.num_layers = num_layers
         self.up_block = Upsample(in_channels, in_channels // 2) if up_sample else nn.Identity()
 
@@ -126,19 +134,38 @@ class Unet(nn.Module):
         cfg = self.config = config or UNetConfig()
         groups, heads, t_dim = cfg.num_groups, cfg.num_heads, cfg.t_emb_dim
         up_sample = list(reversed(cfg.down_sample))
+        down_sizes, mid_size, up_sizes = cfg.block_sizes()
 
         self.cv1 = nn.Conv2d(cfg.im_channels, cfg.down_ch[0], kernel_size=3, padding=1)
         self.t_proj = nn.Sequential(nn.Linear(t_dim, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
         self.downs = nn.ModuleList(
-            DownC(cfg.down_ch[i], cfg.down_ch[i + 1], t_dim, cfg.num_downc_layers, cfg.down_sample[i], groups, heads)
+            DownC(
+                cfg.down_ch[i],
+                cfg.down_ch[i + 1],
+                t_dim,
+                cfg.num_downc_layers,
+                cfg.down_sample[i],
+                groups,
+                heads,
+                cfg.attends(down_sizes[i]),
+            )
             for i in range(len(cfg.down_ch) - 1)
         )
         self.mids = nn.ModuleList(
-            MidC(cfg.mid_ch[i], cfg.mid_ch[i + 1], t_dim, cfg.num_midc_layers, groups, heads)
+            MidC(cfg.mid_ch[i], cfg.mid_ch[i + 1], t_dim, cfg.num_midc_layers, groups, heads, cfg.attends(mid_size))
             for i in range(len(cfg.mid_ch) - 1)
         )
         self.ups = nn.ModuleList(
-            UpC(cfg.up_ch[i], cfg.up_ch[i + 1], t_dim, cfg.num_upc_layers, up_sample[i], groups, heads)
+            UpC(
+                cfg.up_ch[i],
+                cfg.up_ch[i + 1],
+                t_dim,
+                cfg.num_upc_layers,
+                up_sample[i],
+                groups,
+                heads,
+                cfg.attends(up_sizes[i]),
+            )
             for i in range(len(cfg.up_ch) - 1)
         )
         self.cv2 = nn.Sequential(
