@@ -31,7 +31,8 @@ def ort_session(path):
 
 
 @pytest.mark.parametrize(
-    "name,size,steps", [("tiny", 12, 0), ("tiny", 12, 3), ("seed-small", 28, 0), ("seed-small", 28, 2)]
+    "name,size,steps",
+    [("tiny", 12, 0), ("tiny", 12, 3), ("seed-small", 28, 0), ("seed-small", 28, 2), ("fast", 28, 2)],
 )
 def test_onnx_and_torchscript_exports_pass_parity(capsys, tmp_path, name, size, steps):
     ckpt = tmp_path / "ckpt.pt"

@@ -35,10 +35,23 @@ ARGS = [
 ]
 
 
+def fast_case(tmp_path):
+    """The fast preset on 16x16 images (no attention at 16x16), with the cosine rate rank 0 broadcasts."""
+    import numpy as np
+
+    from data_helpers import make_images
+
+    np.save(tmp_path / "discs16.npy", make_images(48, 16))
+    args = [*ARGS, "--preset", "fast", "--lr-schedule", "cosine", "--loss-weighting", "min-snr"]
+    return tmp_path / "discs16.npy", args, 16
+
+
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path):
+@pytest.mark.parametrize("case", ["tiny", "fast"])
+def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path, case):
+    data, args, size = (idx_dir, ARGS, 12) if case == "tiny" else fast_case(tmp_path)
     single = tmp_path / "single"
-    assert run_ddpm(capsys, "train", idx_dir, "--out", single, *ARGS).code == 0
+    assert run_ddpm(capsys, "train", data, "--out", single, *args).code == 0
 
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -52,10 +65,10 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path):
         "-m",
         "ddpm_training.cli",
         "train",
-        str(idx_dir),
+        str(data),
         "--out",
         str(ddp),
-        *ARGS,
+        *args,
     ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -76,7 +89,7 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path):
         model = Unet(config).eval()
         model.load_state_dict(ckpt["model"])
         models.append(model)
-    x = torch.randn(6, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(6, 1, size, size, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([0, 1, 250, 500, 750, 999])
     with torch.no_grad():
         torch.testing.assert_close(models[1](x, t), models[0](x, t), rtol=1e-4, atol=1e-5)

@@ -20,8 +20,8 @@ from .timesteps import DEFAULT_RHO, SPACINGS, sampling_timesteps
 class SamplingSettings:
     num_images: int = 16
     batch_size: int = 64  # images per model call; the images do not depend on it
-    # The best measured at 20 model calls or fewer (BENCHMARKS.md, "Few-step sampling"): FID 21.6 on
-    # the CPU-recipe model, against 22.5 for the seed's ancestral sampler at 100 steps.
+    # The best measured at 20 model calls or fewer (BENCHMARKS.md, "Few-step sampling"): FID 21.6 on a
+    # model trained with the CPU recipe, against 22.5 for the seed's ancestral sampler at 100 steps.
     sampler: str = "dpm-solver++-sde"  # a name in samplers.REGISTRY
     steps: int | None = None  # model calls per image; None: the sampler's default_steps
     seed: int = 0  # image i always gets the noise of default_rng([seed, i])
