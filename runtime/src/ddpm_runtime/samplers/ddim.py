@@ -6,7 +6,7 @@ import numpy as np
 
 from ..schedule import NoiseSchedule
 from .interface import Callback, EpsModel, SamplerOption, SamplerSpec, alpha_bar_pairs, call_model
-from .thresholding import DEFAULT_PERCENTILE, eps_from_x0, threshold_x0, x0_options
+from .thresholding import DEFAULT_PERCENTILE, eps_from_x0, threshold_x0, x0_from_eps, x0_options
 
 
 def ddim_step(
@@ -23,7 +23,7 @@ def ddim_step(
     x_t = np.asarray(x_t, dtype=np.float64)
     eps = np.asarray(eps, dtype=np.float64)
     # 1. predicted x_0, Song et al. eq. (12), first term: (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
-    x0_pred = (x_t - np.sqrt(1.0 - alpha_bar_t) * eps) / np.sqrt(alpha_bar_t)
+    x0_pred = x0_from_eps(x_t, eps, alpha_bar_t)
     if x0_mode != "none":
         # 1b. bound x_0 (thresholding.py) and take the eps that goes with it, so that the direction term
         #     agrees with the bounded x_0 (diffusers keeps the old eps; measured worse, see BENCHMARKS.md)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..schedule import NoiseSchedule
 from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, call_model
-from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_options
+from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_from_eps, x0_options
 
 
 def ddpm_step(
@@ -34,7 +34,7 @@ def ddpm_step(
     alpha_t = alpha_bar_t / alpha_bar_prev
     beta_t = 1.0 - alpha_t
     # 1. x_0 estimate, Ho et al. eq. (15) solved for x_0; the seed reports it clamped to [-1, 1]
-    x0_raw = (x_t - np.sqrt(1.0 - alpha_bar_t) * eps) / np.sqrt(alpha_bar_t)
+    x0_raw = x0_from_eps(x_t, eps, alpha_bar_t)
     # 2. mean of p(x_{t-1} | x_t)
     if x0_mode == "none":
         x0 = np.clip(x0_raw, -1.0, 1.0)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..schedule import NoiseSchedule
 from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, call_model
-from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_options
+from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_from_eps, x0_options
 
 
 def dpm_solver_2m_step(
@@ -61,8 +61,8 @@ def sample_dpm_solver_2m(
     x0_prev, h_prev = None, None
     for i, (t, alpha_bar_s, alpha_bar_t) in enumerate(alpha_bar_pairs(schedule, timesteps)):
         eps = call_model(eps_model, x, t)
-        data = (x - np.sqrt(1.0 - alpha_bar_s) * eps) / np.sqrt(alpha_bar_s)  # data prediction
-        data = threshold_x0(data, x0, x0_percentile)  # Lu et al. 2022, section 4.2: thresholding D
+        # the data prediction D, thresholded as in Lu et al. 2022, section 4.2
+        data = threshold_x0(x0_from_eps(x, eps, alpha_bar_s), x0, x0_percentile)
         x, h = dpm_solver_2m_step(x, data, x0_prev, alpha_bar_s, alpha_bar_t, h_prev)
         x0_prev, h_prev = data, h
         if callback is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..schedule import NoiseSchedule
 from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, call_model
-from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_options
+from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_from_eps, x0_options
 
 
 def dpm_solver_2m_sde_step(
@@ -69,7 +69,7 @@ def sample_dpm_solver_2m_sde(
     x0_prev, h_prev = None, None
     for i, (t, alpha_bar_s, alpha_bar_t) in enumerate(alpha_bar_pairs(schedule, timesteps)):
         eps = call_model(eps_model, x, t)
-        data = threshold_x0((x - np.sqrt(1.0 - alpha_bar_s) * eps) / np.sqrt(alpha_bar_s), x0, x0_percentile)
+        data = threshold_x0(x0_from_eps(x, eps, alpha_bar_s), x0, x0_percentile)
         noise = rng.standard_normal(x.shape) if alpha_bar_t < 1.0 else None
         x, h = dpm_solver_2m_sde_step(x, data, x0_prev, alpha_bar_s, alpha_bar_t, h_prev, noise)
         x0_prev, h_prev = data, h

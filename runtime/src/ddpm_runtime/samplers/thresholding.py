@@ -35,6 +35,11 @@ def threshold_x0(x0: np.ndarray, mode: str = "none", percentile: float = DEFAULT
     raise ValueError(f"unknown x0 mode {mode!r} (choose from {', '.join(X0_MODES)})")
 
 
+def x0_from_eps(x_t: np.ndarray, eps: np.ndarray, alpha_bar: float) -> np.ndarray:
+    """The x_0 estimate: x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps solved for x_0 (Ho et al. eq. 15)."""
+    return (x_t - np.sqrt(1.0 - alpha_bar) * eps) / np.sqrt(alpha_bar)
+
+
 def eps_from_x0(x_t: np.ndarray, x0: np.ndarray, alpha_bar: float) -> np.ndarray:
     """The noise that, with this x_0, makes x_t: x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps, solved for eps."""
     return (x_t - np.sqrt(alpha_bar) * x0) / np.sqrt(1.0 - alpha_bar)
