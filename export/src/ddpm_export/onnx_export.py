@@ -51,11 +51,20 @@ def to_onnx_proto(source: ExportSource, opset: int = DEFAULT_OPSET):
             f"{source.path}: this torch exporter cannot write opset {opset} (it wrote {written}); "
             f"choose another --opset (default {DEFAULT_OPSET})"
         )
+    strip_source_locations(proto)
     metadata = source.metadata({"onnx": onnx.__version__, "opset": written, "format": "onnx"})
     del proto.metadata_props[:]
     proto.metadata_props.add(key=contract.METADATA_KEY, value=metadata.to_json())
     proto.doc_string = f"DDPM eps-prediction U-Net exported by ddpm-export from {source.path.name}"
     return proto
+
+
+def strip_source_locations(proto) -> None:
+    """Drop the exporter's per-node notes (the Python stack trace, with this machine's absolute source
+    paths and line numbers, and the FX node): they would put the exporting user's folders into every
+    model file and make the same weights export to different bytes in another checkout."""
+    for node in proto.graph.node:
+        del node.metadata_props[:]
 
 
 def open_with_runtime(path: os.PathLike):
