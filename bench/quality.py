@@ -11,9 +11,13 @@ labelled real data. Prints a Markdown table; s/image is this machine's, with thi
     python bench/quality.py MODEL.onnx --real /usr/share/datasets/fashion-mnist --out bench/quality-out \\
         --rows ddpm:100,dpm-solver++:20/spacing=logsnr/x0=clip,ddim:10@500 --label my-model
 
-A row is ``SAMPLER:STEPS[/OPTION=VALUE...][@NUM_IMAGES]``; options are ``spacing``, ``rho`` and the
-sampler's own (``x0``, ``x0_percentile``, ``eta``). Each row reports the floor for its own n.
-Outputs are named after ``--label``, so two models' tables concatenate into one.
+A row is ``SAMPLER:STEPS[/OPTION=VALUE...][@NUM_IMAGES]``; options are ``spacing``, ``rho``,
+``guidance`` and the sampler's own (``x0``, ``x0_percentile``, ``eta``). Each row reports the floor
+for its own n. Outputs are named after ``--label``, so two models' tables concatenate into one.
+
+Class-conditional models: a row with ``guidance=W`` draws NUM_IMAGES / K images of each of the K
+classes (as ``ddpm-run sample --class all --per-class NUM_IMAGES/K --guidance-scale W``) and adds
+the classifier's agreement with the requested class; its grid has one class per row.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from ddpm_training.data import ImageData, load_images
 from ddpm_training.evaluation import evaluate, feature_classifier
 
 DEFAULT_ROWS = "ddpm:100,ddim:20,dpm-solver++:20,dpm-solver++-sde:20"
-GENERATE_FIELDS = ("spacing", "rho")
+GENERATE_FIELDS = ("spacing", "rho", "guidance_scale")
 
 
 def parse_row(item: str, default_n: int) -> tuple[str, SamplingSettings]:
@@ -41,10 +45,23 @@ def parse_row(item: str, default_n: int) -> tuple[str, SamplingSettings]:
     fields, options = {}, {}
     for pair in pairs:
         key, _, value = pair.partition("=")
+        key = "guidance_scale" if key == "guidance" else key
         target = fields if key in GENERATE_FIELDS else options
         target[key] = value if key in ("spacing", "x0") else float(value)
     n = int(count) if count else default_n
     return spec, SamplingSettings(n, 100, sampler.strip(), int(steps), 0, options, **fields)
+
+
+def class_labels(name: str, metadata, num_images: int) -> tuple[tuple[int, ...] | None, int]:
+    """Balanced labels, class by class, for a guided row of a conditional model; (None, 8) otherwise."""
+    if "guidance=" not in name:
+        return None, 8
+    if metadata.classes is None:
+        raise SystemExit(f"row {name}: guidance needs a class-conditional model")
+    k = metadata.classes.num_classes
+    if num_images % k:
+        raise SystemExit(f"row {name}: {num_images} images do not split evenly over {k} classes")
+    return tuple(int(c) for c in np.repeat(np.arange(k), num_images // k)), num_images // k
 
 
 def eps_model_for(path: Path, device: str):
@@ -93,23 +110,29 @@ def main() -> None:
             f"`{args.real}`; LeNet held-out accuracy {classifier.accuracy:.1%}"
         ),
         "",
-        "| model | row | images | FID | floor | precision | recall | s/image | grid |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | row | images | FID | floor | precision | recall | agreement | s/image | grid |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in (parse_row(item, args.num_images) for item in args.rows.split(",")):
         settings = SamplingSettings(**{**row.__dict__, "batch_size": args.batch_size, "seed": args.seed})
+        labels, columns = class_labels(name, metadata, settings.num_images)
+        settings = SamplingSettings(**{**settings.__dict__, "labels": labels})
         start = time.perf_counter()
         images = generate(eps_model, metadata, settings)
         seconds = (time.perf_counter() - start) / settings.num_images
         slug = name.replace(":", "-").replace("/", "-").replace("=", "")
         grid_name = f"grid-{label}-{slug}.png"
-        write_png(out / grid_name, make_grid(images[:64], ncols=8))
+        shown = images[:64] if labels is None else images.reshape(-1, columns, *images.shape[1:])[:, :10]
+        write_png(out / grid_name, make_grid(shown.reshape(-1, *images.shape[1:]), ncols=min(columns, 10)))
+        arrays = {"arr_0": images} if labels is None else {"arr_0": images, "labels": np.asarray(labels)}
         if not args.no_samples:
-            np.savez(out / f"samples-{label}-{slug}.npz", arr_0=images)
-        report = evaluate(ImageData(images, None, name), real, classifier, seed=args.seed)
+            np.savez(out / f"samples-{label}-{slug}.npz", **arrays)
+        sample_labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        report = evaluate(ImageData(images, sample_labels, name), real, classifier, seed=args.seed)
+        agreement = "-" if report.class_agreement is None else f"{report.class_agreement:.1%}"
         line = (
             f"| {label} | {name} | {settings.num_images} | {report.fid:.2f} | {report.fid_floor:.2f} | "
-            f"{report.precision:.3f} | {report.recall:.3f} | {seconds:.4f} | [grid]({grid_name}) |"
+            f"{report.precision:.3f} | {report.recall:.3f} | {agreement} | {seconds:.4f} | [grid]({grid_name}) |"
         )
         lines.append(line)
         print(line, flush=True)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # data_helpers, cli_helpers, ref
 from data_helpers import idx_bytes, make_checkpoint, make_images
 
 TINY_ONNX_ENV = "DDPM_TEST_TINY_ONNX"
+TINY_CONDITIONAL_ONNX_ENV = "DDPM_TEST_TINY_CONDITIONAL_ONNX"
 
 
 @pytest.fixture(scope="session")
@@ -62,5 +63,29 @@ def tiny_onnx(request, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     result = export_onnx(load_source(request.getfixturevalue("tiny_trained")), out)
+    assert result.report.passed
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_trained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-conditional.pt"
+    make_checkpoint(path, "tiny", 12, steps=3, conditional=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_onnx(request, tmp_path_factory):
+    """A class-conditional tiny model (data_helpers.CLASS_NAMES) exported to ONNX (inputs x, t, y)."""
+    given = os.environ.get(TINY_CONDITIONAL_ONNX_ENV)
+    if given:
+        return Path(given)
+    if importlib.util.find_spec("torch") is None:
+        pytest.fail(f"no torch here to export the test model: set ${TINY_CONDITIONAL_ONNX_ENV}")
+    from ddpm_export.onnx_export import export_onnx
+    from ddpm_export.source import load_source
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny-conditional.onnx"
+    result = export_onnx(load_source(request.getfixturevalue("tiny_conditional_trained")), out)
     assert result.report.passed
     return out

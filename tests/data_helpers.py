@@ -28,19 +28,27 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def make_checkpoint(path, preset_name: str, size: int, steps: int) -> None:
-    """A real checkpoint from the Trainer: random weights (steps=0) or trained a few steps."""
+CLASS_NAMES = ("disc", "ring", "Ankle boot")  # the tiny conditional model's classes
+
+
+def make_checkpoint(path, preset_name: str, size: int, steps: int, conditional: bool = False) -> None:
+    """A real checkpoint from the Trainer: random weights (steps=0) or trained a few steps; with
+    ``conditional``, a class-conditional model of CLASS_NAMES (labels i mod 3)."""
     from ddpm_runtime.schedule import ScheduleConfig
     from ddpm_training.checkpoint import save_checkpoint
+    from ddpm_training.classes import ClassConditioning
     from ddpm_training.config import preset
     from ddpm_training.data import ImageData
     from ddpm_training.train_config import TrainConfig
     from ddpm_training.trainer import Trainer
 
     images = make_images(32, size)[..., None]
-    data = ImageData(images, None, "generated")
-    config = preset(preset_name).with_image(1, size)
-    trainer = Trainer(config, ScheduleConfig(), TrainConfig(batch_size=8, lr=1e-3, ema_decay=0.9), data)
+    labels = (np.arange(32) % len(CLASS_NAMES)).astype(np.int64) if conditional else None
+    data = ImageData(images, labels, "generated")
+    classes = ClassConditioning(CLASS_NAMES) if conditional else None
+    config = preset(preset_name).with_image(1, size).with_classes(len(CLASS_NAMES) if conditional else 0)
+    train = TrainConfig(batch_size=8, lr=1e-3, ema_decay=0.9)
+    trainer = Trainer(config, ScheduleConfig(), train, data, classes=classes)
     for _ in range(steps):
         trainer.train_step()
     save_checkpoint(path, trainer.state_dict())

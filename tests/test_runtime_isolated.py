@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY_ONNX_ENV
+from conftest import TINY_CONDITIONAL_ONNX_ENV, TINY_ONNX_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("DDPM_RUNTIME_VENV", ROOT / ".venv-runtime"))
@@ -82,9 +82,14 @@ def test_ddpm_run_samples_without_torch(venv, tiny_onnx, tmp_path):
 
 
 @pytest.mark.slow
-def test_runtime_test_suite_passes_without_torch(venv, tiny_onnx):
-    """tests/runtime/ in the torch-free venv, with the tiny model this session exported."""
-    env = {**os.environ, TINY_ONNX_ENV: str(tiny_onnx), "PYTHONDONTWRITEBYTECODE": "1"}
+def test_runtime_test_suite_passes_without_torch(venv, tiny_onnx, tiny_conditional_onnx):
+    """tests/runtime/ in the torch-free venv, with the tiny models this session exported."""
+    env = {
+        **os.environ,
+        TINY_ONNX_ENV: str(tiny_onnx),
+        TINY_CONDITIONAL_ONNX_ENV: str(tiny_conditional_onnx),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     proc = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "runtime")],
         capture_output=True,

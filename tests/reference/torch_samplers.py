@@ -103,3 +103,11 @@ def dpm_solver_pp_2m_sde_step_kdiffusion(x_vp, denoised, old_denoised, a_bar_s, 
         x = x + 0.5 * (-h - eta_h).expm1().neg() * (1 / r) * (denoised - old_denoised)
     x = x + z * sigma_t * (-2 * eta_h).expm1().neg().sqrt()
     return x * torch.sqrt(a_bar_t)
+
+
+def classifier_free_guidance(model, x, t, y, null_class, w):
+    """Ho and Salimans 2022, Algorithm 2: eps~ = (1 + w) eps(z, c) - w eps(z), two separate model calls."""
+    with torch.no_grad():
+        conditional = model(x, t, y).double()
+        unconditional = model(x, t, torch.full_like(y, null_class)).double()
+    return (1 + w) * conditional - w * unconditional

@@ -88,6 +88,7 @@ def gate_and_write(
                     (cfg.im_channels, cfg.image_size, cfg.image_size),
                     source.schedule.num_timesteps,
                     atol,
+                    num_classes=cfg.num_classes,
                 )
             if not report.passed:
                 raise ParityError(

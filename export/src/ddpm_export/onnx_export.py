@@ -26,17 +26,18 @@ def to_onnx_proto(source: ExportSource, opset: int = DEFAULT_OPSET):
     import onnx
 
     batch = torch.export.Dim(contract.BATCH_AXIS, min=1, max=65536)
+    names = contract.input_names(source.conditional)
     try:
         with quiet_exporter():
             program = torch.onnx.export(
                 source.model,
                 example_inputs(source),
-                input_names=list(contract.INPUT_NAMES),
+                input_names=list(names),
                 output_names=list(contract.OUTPUT_NAMES),
                 opset_version=opset,
                 dynamo=True,
                 external_data=False,
-                dynamic_shapes={name: {0: batch} for name in contract.INPUT_NAMES},
+                dynamic_shapes={name: {0: batch} for name in names},
             )
     except Exception as exc:  # the exporter raises many types; the user gets one line
         raise ExportError(

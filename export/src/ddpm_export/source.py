@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ddpm_runtime.metadata import ImageSpec, ModelMetadata
+from ddpm_runtime.metadata import ClassSpec, ImageSpec, ModelMetadata
 from ddpm_runtime.schedule import ScheduleConfig
 from ddpm_training.checkpoint import checkpoint_configs, load_checkpoint
+from ddpm_training.classes import ClassConditioning
 from ddpm_training.config import UNetConfig
 from ddpm_training.unet import Unet
 
@@ -30,9 +31,19 @@ class ExportSource:
     step: int
     checkpoint_sha256: str
     data_fingerprint: str | None
+    classes: ClassConditioning | None = None  # a class-conditional model's classes and label dropout
+
+    @property
+    def conditional(self) -> bool:
+        return self.classes is not None
 
     def metadata(self, exporter: dict) -> ModelMetadata:
         cfg = self.model_config
+        classes = None
+        training = {}
+        if self.classes is not None:
+            classes = ClassSpec(self.classes.names, cfg.null_class)
+            training = {"label_dropout": self.classes.label_dropout}  # 0: no unconditional model to guide with
         return ModelMetadata(
             image=ImageSpec(cfg.im_channels, cfg.image_size, cfg.image_size),
             schedule=self.schedule,
@@ -43,8 +54,10 @@ class ExportSource:
                 "ema": self.weights == "ema",
                 "checkpoint_sha256": self.checkpoint_sha256,
                 "data_fingerprint": self.data_fingerprint,
+                **training,
             },
             exporter={"torch": str(torch.__version__), "ddpm_export": __version__, **exporter},
+            classes=classes,
         )
 
 
@@ -60,6 +73,11 @@ def load_source(path: str | Path, weights: str = "ema") -> ExportSource:
     except RuntimeError as exc:
         raise ExportError(f"{path}: weights do not fit the checkpoint's model config ({str(exc)[:120]})") from None
     model.eval().requires_grad_(False)
+    classes = ClassConditioning.from_checkpoint(checkpoint, str(path))
+    if (classes.num_classes if classes else 0) != model_config.num_classes:
+        raise ExportError(
+            f"{path}: the checkpoint's classes ({classes}) do not fit its model's {model_config.num_classes} classes"
+        )
     return ExportSource(
         path=path,
         model=model,
@@ -69,15 +87,21 @@ def load_source(path: str | Path, weights: str = "ema") -> ExportSource:
         step=int(checkpoint["step"]),
         checkpoint_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         data_fingerprint=checkpoint.get("data", {}).get("fingerprint"),
+        classes=classes,
     )
 
 
-def example_inputs(source: ExportSource, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs to trace the model with: zeros x and distinct t per row (the batch axis stays dynamic)."""
+def example_inputs(source: ExportSource, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """Inputs to trace the model with, in ``contract.input_names`` order: zeros x, distinct t per row and,
+    for a conditional model, a class and the "no class" label (the batch axis stays dynamic)."""
     cfg = source.model_config
     x = torch.zeros(batch, cfg.im_channels, cfg.image_size, cfg.image_size)
     t = torch.arange(batch, dtype=torch.float32)
-    return x, t
+    if not source.conditional:
+        return x, t
+    y = torch.tensor([i % (cfg.num_classes + 1) for i in range(batch)], dtype=torch.int64)
+    y[-1] = cfg.null_class
+    return x, t, y
 
 
 def torch_eps_fn(model: torch.nn.Module):

@@ -10,10 +10,14 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
+from .class_request import DEFAULT_NUM_IMAGES, DEFAULT_PER_CLASS
+from .classes import ALL_CLASSES
 from .cli_main import run_cli
 from .devices import DEVICES
 from .generate import SamplingSettings
+from .guidance import DEFAULT_GUIDANCE_SCALE
 from .samplers import REGISTRY, all_options
 from .timesteps import SPACINGS
 
@@ -55,7 +59,33 @@ def sampler_options(func):
 
 @cli.command("sample")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("-n", "--num-images", type=int, default=_DEFAULTS.num_images, show_default=True)
+@click.option(
+    "-n",
+    "--num-images",
+    type=int,
+    default=None,
+    help=f"Images to draw (without --class).  [default: {DEFAULT_NUM_IMAGES}]",
+)
+@click.option(
+    "--class",
+    "classes",
+    multiple=True,
+    help=f"Class-conditional models: draw this class (a name or an index; repeatable; '{ALL_CLASSES}': every "
+    "class). The grid has one class per row. Without it, a conditional model draws with 'no class'.",
+)
+@click.option(
+    "--per-class",
+    type=int,
+    default=None,
+    help=f"Images per --class.  [default: {DEFAULT_PER_CLASS}]",
+)
+@click.option(
+    "--guidance-scale",
+    type=float,
+    default=None,
+    help="Classifier-free guidance w (Ho and Salimans 2022): eps = (1+w) eps(class) - w eps(no class); 0 is "
+    f"the plain conditional model, one model call per step.  [default: {DEFAULT_GUIDANCE_SCALE}]",
+)
 @click.option(
     "--batch-size",
     type=int,
@@ -112,6 +142,9 @@ def sampler_options(func):
 def sample_command(
     model,
     num_images,
+    classes,
+    per_class,
+    guidance_scale,
     batch_size,
     sampler,
     steps,
@@ -126,20 +159,35 @@ def sample_command(
     **options,
 ) -> None:
     """Generate images from MODEL (an ONNX file written by `ddpm export-onnx`)."""
+    from .class_request import class_request
     from .generate import generate
     from .onnx_model import load_onnx_model
     from .outputs import check_output_folder, write_samples
 
     given = {name: value for name, value in options.items() if value is not None}
-    settings = SamplingSettings(num_images, batch_size, sampler, steps, seed, given, spacing, rho)
     eps_model = load_onnx_model(model, device, threads)
+    request = class_request(model, eps_model.metadata, num_images, classes, per_class, guidance_scale)
+    settings = SamplingSettings(
+        request.num_images,
+        batch_size,
+        sampler,
+        steps,
+        seed,
+        given,
+        spacing,
+        rho,
+        request.labels,
+        request.guidance_scale,
+    )
     num_timesteps = eps_model.metadata.schedule.num_timesteps
     settings.validate(num_timesteps)
+    settings.validate_classes(eps_model.metadata, str(model))
     check_output_folder(out, overwrite, inputs=[model])
     total_steps = settings.resolved_steps(num_timesteps)
+    num_images = settings.num_images
     batches = -(-num_images // batch_size)
     click.echo(
-        f"{model}: {sampler}, {total_steps} steps, {num_images} images in {batches} batch(es), "
+        f"{model}: {sampler}, {total_steps} steps, {num_images} images in {batches} batch(es){request.describe()}, "
         f"provider {eps_model.provider}",
         err=True,
     )
@@ -150,7 +198,8 @@ def sample_command(
         item_show_func=lambda b: None if b is None else f"batch {b + 1}/{batches}",
     ) as bar:
         images = generate(eps_model, eps_model.metadata, settings, on_step=lambda b, i: bar.update(1, b))
-    write_samples(out, images, write_csv)
+    labels = None if request.labels is None else np.asarray(request.labels, dtype=np.int64)
+    write_samples(out, images, write_csv, labels=labels, columns=request.per_class)
     click.echo(f"wrote {len(images)} images to {out}")
     click.echo(f"grid: {out / 'grid.png'}")
 
@@ -179,6 +228,15 @@ def info_command(model, as_json) -> None:
         "exporter:   " + ", ".join(f"{k} {v}" for k, v in sorted(meta.exporter.items())),
         f"format:     ddpm metadata v{meta.format_version}",
     ]
+    if meta.classes is None:
+        lines.insert(5, "classes:    none (unconditional)")
+    else:
+        names = ", ".join(f"{i}:{name}" for i, name in enumerate(meta.classes.names))
+        lines.insert(
+            5,
+            f"classes:    {meta.classes.num_classes} ({names}); 'no class' = {meta.classes.null_index}, "
+            f"label dropout {meta.training.get('label_dropout')}",
+        )
     click.echo("\n".join(lines))
 
 

@@ -6,6 +6,8 @@ plus the exporter's graph (the idea of optimum's ``OnnxConfig``).
 
     x    float32 [batch, C, H, W]   the noisy image x_t, C, H, W from the metadata's image spec
     t    float32 [batch]            the timestep of each row (fractional values allowed)
+    y    int64   [batch]            class-conditional models only (metadata "classes"): the class of
+                                    each row, or the metadata's null_index for "no class"
     eps  float32 [batch, C, H, W]   the predicted noise
 
 The ``ddpm`` metadata document (``metadata.ModelMetadata``) travels in the ONNX ``metadata_props``
@@ -44,30 +46,48 @@ class TensorSpec:
 
 X = TensorSpec("x", "float32", (BATCH_AXIS, *IMAGE_DIMS))
 T = TensorSpec("t", "float32", (BATCH_AXIS,))
+Y = TensorSpec("y", "int64", (BATCH_AXIS,))
 EPS = TensorSpec("eps", "float32", (BATCH_AXIS, *IMAGE_DIMS))
 
-INPUTS: tuple[TensorSpec, ...] = (X, T)
+INPUTS: tuple[TensorSpec, ...] = (X, T)  # an unconditional model
+CONDITIONAL_INPUTS: tuple[TensorSpec, ...] = (X, T, Y)  # a class-conditional model
 OUTPUTS: tuple[TensorSpec, ...] = (EPS,)
 INPUT_NAMES = tuple(spec.name for spec in INPUTS)
 OUTPUT_NAMES = tuple(spec.name for spec in OUTPUTS)
 
 
-def feeds(x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-    """The inputs of one model call, by name, in the declared dtypes and C order."""
-    return {X.name: np.ascontiguousarray(x, X.dtype), T.name: np.ascontiguousarray(t, T.dtype)}
+def input_specs(conditional: bool) -> tuple[TensorSpec, ...]:
+    return CONDITIONAL_INPUTS if conditional else INPUTS
 
 
-def signature_problems(inputs: dict[str, tuple[str, list]], outputs: list[str], image) -> list[str]:
+def input_names(conditional: bool) -> tuple[str, ...]:
+    return tuple(spec.name for spec in input_specs(conditional))
+
+
+def feeds(x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The inputs of one model call, by name, in the declared dtypes and C order (y: conditional models)."""
+    named = {X.name: np.ascontiguousarray(x, X.dtype), T.name: np.ascontiguousarray(t, T.dtype)}
+    if y is not None:
+        named[Y.name] = np.ascontiguousarray(y, Y.dtype)
+    return named
+
+
+def signature_problems(
+    inputs: dict[str, tuple[str, list]], outputs: list[str], image, conditional: bool = False
+) -> list[str]:
     """Differences between a model's signature and the contract, as sentences (none: it conforms).
 
     ``inputs`` maps each input name to (ONNX Runtime type string, shape); ``image`` is the metadata's
-    ImageSpec. The batch axis may have any symbolic name or size; the image axes must match exactly.
+    ImageSpec; ``conditional``: the metadata declares classes, so the model must take y. The batch
+    axis may have any symbolic name or size; the image axes must match exactly.
     """
     problems = []
-    if set(inputs) != set(INPUT_NAMES):
-        problems.append(f"inputs are {sorted(inputs)}, expected {sorted(INPUT_NAMES)}")
+    specs = input_specs(conditional)
+    names = input_names(conditional)
+    if set(inputs) != set(names):
+        problems.append(f"inputs are {sorted(inputs)}, expected {sorted(names)}")
     else:
-        for spec in INPUTS:
+        for spec in specs:
             kind, shape = inputs[spec.name]
             if kind != spec.onnx_type:
                 problems.append(f"input {spec.name} has type {kind}, expected {spec.onnx_type}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import UserError
+from .guidance import DEFAULT_GUIDANCE_SCALE, check_guidance_scale, guided_eps_model
 from .images import to_uint8_nhwc
 from .metadata import ModelMetadata
 from .noise import PerImageNoise
@@ -28,6 +29,10 @@ class SamplingSettings:
     options: dict = field(default_factory=dict)  # the sampler's keyword options that were given
     spacing: str | None = None  # how the model calls are spread over t (timesteps.SPACINGS); None: the sampler's
     rho: float = DEFAULT_RHO  # the karras spacing's exponent
+    # Class-conditional models: the class of each image (len num_images), or None for unconditional
+    # samples ("no class"); and classifier-free guidance's w (guidance.py; 0: the plain conditional model).
+    labels: tuple[int, ...] | None = None
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
 
     def resolved_steps(self, num_timesteps: int) -> int:
         steps = self.steps if self.steps is not None else get_sampler(self.sampler).default_steps
@@ -63,17 +68,39 @@ class SamplingSettings:
             complaint = accepted[name].check(value) if accepted[name].check else None
             if complaint:
                 raise UserError(complaint)
+        check_guidance_scale(self.guidance_scale)
+
+    def validate_classes(self, metadata: ModelMetadata, source: str = "model") -> None:
+        """The requested classes against the model: only a conditional model takes them, and only its own."""
+        if self.labels is None:
+            return
+        if metadata.classes is None:
+            raise UserError(f"{source}: is an unconditional model; it cannot draw a chosen class (no --class)")
+        if len(self.labels) != self.num_images:
+            raise UserError(f"{len(self.labels)} class labels for {self.num_images} images")
+        bad = [label for label in self.labels if not 0 <= label < metadata.classes.num_classes]
+        if bad:
+            raise UserError(f"{source}: has classes 0..{metadata.classes.num_classes - 1}, asked for {bad[0]}")
+        if self.guidance_scale and metadata.training.get("label_dropout") == 0:
+            raise UserError(
+                f"{source}: was trained without label dropout, so it has no unconditional model to guide "
+                "with; use --guidance-scale 0"
+            )
 
 
 def generate(
-    eps_model: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    eps_model: Callable[..., np.ndarray],
     metadata: ModelMetadata,
     settings: SamplingSettings,
     on_step: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """All images as (N, H, W, C) uint8. ``on_step(batch_index, step_index)`` after every model call."""
+    """All images as (N, H, W, C) uint8. ``on_step(batch_index, step_index)`` after every model call.
+
+    ``eps_model(x, t)``, or for class labels ``eps_model(x, t, y)`` (``OnnxEpsModel`` takes both). With
+    labels and guidance, each model call holds twice the batch (see guidance.py)."""
     schedule = NoiseSchedule.from_config(metadata.schedule)
     settings.validate(schedule.num_timesteps)
+    settings.validate_classes(metadata)
     sample = get_sampler(settings.sampler).sample
     steps = settings.resolved_steps(schedule.num_timesteps)
     timesteps = sampling_timesteps(schedule, steps, settings.resolved_spacing(), settings.rho)
@@ -84,6 +111,10 @@ def generate(
         rng = PerImageNoise(settings.seed, first, count)
         x_T = rng.standard_normal((count, image.channels, image.height, image.width))
         callback = None if on_step is None else (lambda i, t, x, b=batch_index: on_step(b, i))
-        x0 = sample(eps_model, x_T, schedule, timesteps, rng=rng, callback=callback, **settings.options)
+        model = eps_model
+        if settings.labels is not None:
+            labels = np.asarray(settings.labels[first : first + count], dtype=np.int64)
+            model = guided_eps_model(eps_model, labels, metadata.classes.null_index, settings.guidance_scale)
+        x0 = sample(model, x_T, schedule, timesteps, rng=rng, callback=callback, **settings.options)
         outputs.append(to_uint8_nhwc(x0))
     return np.concatenate(outputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from .classes import check_class_names
 from .contract import METADATA_FORMAT_VERSION, METADATA_KEY
 from .errors import UserError
 from .images import VALUE_RANGE
@@ -27,6 +28,18 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class ClassSpec:
+    """A class-conditional model's classes: names of 0..K-1, and the "no class" label (K)."""
+
+    names: tuple[str, ...]
+    null_index: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     image: ImageSpec
     schedule: ScheduleConfig
@@ -35,10 +48,25 @@ class ModelMetadata:
     training: dict  # steps, ema (bool), checkpoint_sha256, data_fingerprint
     exporter: dict  # versions of torch, onnx, ddpm-export, and the opset
     format_version: int = METADATA_FORMAT_VERSION
+    # A class-conditional model (its file takes the input y); None: unconditional, and the document
+    # then has no "classes" key at all, exactly as before conditioning existed.
+    classes: ClassSpec | None = None
+
+    @property
+    def conditional(self) -> bool:
+        return self.classes is not None
 
     def to_json(self) -> str:
         data = asdict(self)
         data["image"]["value_range"] = list(self.image.value_range)
+        if self.classes is None:
+            del data["classes"]
+        else:
+            data["classes"] = {
+                "names": list(self.classes.names),
+                "num_classes": self.classes.num_classes,
+                "null_index": self.classes.null_index,
+            }
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -66,6 +94,7 @@ class ModelMetadata:
             )
             schedule = ScheduleConfig.from_dict(data["schedule"])
             prediction = data["prediction_type"]
+            classes = _class_spec(data["classes"]) if "classes" in data else None
             result = cls(
                 spec,
                 schedule,
@@ -74,6 +103,7 @@ class ModelMetadata:
                 dict(data["training"]),
                 dict(data["exporter"]),
                 version,
+                classes,
             )
         except UserError as exc:
             raise UserError(f"{source}: bad metadata: {exc}") from None
@@ -86,3 +116,20 @@ class ModelMetadata:
         if min(spec.channels, spec.height, spec.width) < 1 or len(spec.value_range) != 2:
             raise UserError(f"{source}: bad metadata: image spec {spec}")
         return result
+
+
+def _class_spec(data: dict) -> ClassSpec:
+    """The "classes" entry; a UserError (which from_json prefixes with the file) for anything malformed."""
+    names = tuple(data["names"])
+    if not all(isinstance(name, str) for name in names):
+        raise UserError("class names must be strings")
+    problem = check_class_names(names)
+    if problem:
+        raise UserError(problem)
+    null_index, num_classes = int(data["null_index"]), int(data.get("num_classes", len(names)))
+    if num_classes != len(names) or null_index != len(names):
+        raise UserError(
+            f"{len(names)} class names, num_classes {num_classes}, null_index {null_index} "
+            "(the 'no class' label must follow the classes)"
+        )
+    return ClassSpec(names, null_index)

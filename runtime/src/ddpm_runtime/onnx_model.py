@@ -1,6 +1,7 @@
 """Open an exported model in ONNX Runtime, check it against its ``ddpm`` metadata, and call it.
 
-``OnnxEpsModel(x, t)`` has the eps-model calling convention of the samplers.
+``OnnxEpsModel(x, t)`` has the eps-model calling convention of the samplers; a class-conditional
+model also takes ``y`` (``OnnxEpsModel(x, t, y)``), and without it every row is "no class".
 """
 
 from __future__ import annotations
@@ -28,8 +29,14 @@ class OnnxEpsModel:
     provider: str  # the execution provider ONNX Runtime actually uses
     session: object
 
-    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return self.session.run(list(contract.OUTPUT_NAMES), contract.feeds(x, t))[0]
+    def __call__(self, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        classes = self.metadata.classes
+        if classes is None:
+            if y is not None:
+                raise UserError(f"{self.path}: is an unconditional model; it takes no class labels")
+        elif y is None:
+            y = np.full((x.shape[0],), classes.null_index, dtype=np.int64)
+        return self.session.run(list(contract.OUTPUT_NAMES), contract.feeds(x, t, y))[0]
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
@@ -115,6 +122,6 @@ def check_signature(path: Path, session, metadata: ModelMetadata) -> None:
     """The session's inputs and outputs against ``contract``, with C, H, W from the metadata."""
     inputs = {i.name: (i.type, list(i.shape)) for i in session.get_inputs()}
     outputs = [o.name for o in session.get_outputs()]
-    problems = contract.signature_problems(inputs, outputs, metadata.image)
+    problems = contract.signature_problems(inputs, outputs, metadata.image, metadata.conditional)
     if problems:
         raise UserError(f"{path}: model does not match its metadata: {'; '.join(problems)}")

@@ -2,7 +2,8 @@
 
     OUT/grid.png          all images tiled
     OUT/images/NNNNNN.png one PNG per image
-    OUT/samples.npz       uint8 (N, H, W, C) under arr_0 (the layout guided-diffusion's evaluator reads)
+    OUT/samples.npz       uint8 (N, H, W, C) under arr_0 (the layout guided-diffusion's evaluator reads);
+                          with --class also int64 (N,) "labels": the class each image was asked to be
     OUT/samples.csv       with --csv: the seed's generated-data CSV, pixel0..pixelK per row (HWC order)
 
 These four names are the only things ``ddpm-run sample`` ever writes or replaces. Other files in OUT
@@ -81,9 +82,18 @@ def csv_bytes(images: np.ndarray) -> bytes:
     return text.getvalue().encode()
 
 
-def write_samples(out: str | os.PathLike, images: np.ndarray, write_csv: bool = False) -> Path:
+def write_samples(
+    out: str | os.PathLike,
+    images: np.ndarray,
+    write_csv: bool = False,
+    labels: np.ndarray | None = None,
+    columns: int | None = None,
+) -> Path:
     """Write the outputs (after ``check_output_folder``): into a new folder by one rename, or into an
-    existing one by moving each of OUTPUT_NAMES into place, the earlier ones out of the way first."""
+    existing one by moving each of OUTPUT_NAMES into place, the earlier ones out of the way first.
+
+    ``labels``: the requested class of each image, stored in samples.npz; ``columns``: images per grid
+    row (one class per row); default: a square grid."""
     from PIL import Image
 
     out = Path(out)
@@ -96,9 +106,12 @@ def write_samples(out: str | os.PathLike, images: np.ndarray, write_csv: bool = 
         grey = images.shape[3] == 1
         for i, image in enumerate(images):
             Image.fromarray(image[:, :, 0] if grey else image).save(staging / "images" / f"{i:06d}.png")
-        grid = make_grid(images)
+        grid = make_grid(images, ncols=columns)
         Image.fromarray(grid[:, :, 0] if grey else grid).save(staging / "grid.png")
-        np.savez(staging / "samples.npz", arr_0=images)
+        if labels is None:
+            np.savez(staging / "samples.npz", arr_0=images)
+        else:
+            np.savez(staging / "samples.npz", arr_0=images, labels=np.asarray(labels, dtype=np.int64))
         if write_csv:
             (staging / "samples.csv").write_bytes(csv_bytes(images))
         if exists:

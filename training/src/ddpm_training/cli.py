@@ -19,6 +19,7 @@ from ddpm_runtime.cli_main import run_cli
 from ddpm_runtime.devices import DEVICES
 from ddpm_runtime.schedule import SCHEDULE_KINDS, ScheduleConfig
 
+from .classes import DEFAULT_LABEL_DROPOUT
 from .config import DEFAULT_PRESET, PRESETS
 from .evaluation import DEFAULT_K, DEFAULT_SEED
 from .run_settings import DEFAULT_RUN_FOLDER
@@ -138,17 +139,51 @@ def train_options(func):
     help=f"Noise schedule.  [default: {_SCHEDULE.kind}]",
 )
 @click.option(
+    "--class-conditional",
+    is_flag=True,
+    help="Condition on the data's class labels (classifier-free guidance; refused for data without labels).",
+)
+@click.option(
+    "--class-names",
+    default=None,
+    help="With --class-conditional: names of classes 0..K-1, a comma list or a file with one per line.  "
+    "[default: the image folder's subfolder names, Fashion-MNIST's names when the data path says fashion, "
+    "else the numbers]",
+)
+@click.option(
+    "--label-dropout",
+    type=float,
+    default=None,
+    help="With --class-conditional: share of labels replaced by 'no class', training the unconditional model "
+    f"that classifier-free guidance needs.  [default: {DEFAULT_LABEL_DROPOUT}]",
+)
+@click.option(
     "--bf16/--no-bf16",
     default=None,
     help=f"bfloat16 autocast for the forward pass.  [default: {'on' if _DEFAULTS.bf16 else 'off'}]",
 )
 @train_options
 @click.pass_context
-def train_command(ctx: click.Context, data, preset, out, resume, limit, device, kind, bf16, **values) -> None:
+def train_command(
+    ctx: click.Context,
+    data,
+    preset,
+    out,
+    resume,
+    limit,
+    device,
+    kind,
+    class_conditional,
+    class_names,
+    label_dropout,
+    bf16,
+    **values,
+) -> None:
     """Train on DATA: an MNIST-layout folder or IDX file (raw or .gz), a Kaggle CSV, .npy/.npz, or a folder of images.
 
     Runs under `torchrun --nproc_per_node K` unchanged (DistributedDataParallel; gloo on CPU, nccl on CUDA).
     """
+    from .classes import parse_class_names_option
     from .run import Callbacks, run_training
     from .run_settings import TrainRequest
 
@@ -163,7 +198,20 @@ def train_command(ctx: click.Context, data, preset, out, resume, limit, device, 
     if bf16 is not None:
         train_options["bf16"] = bf16
 
-    request = TrainRequest(data, out, preset, train_options, schedule_options, resume, device, limit)
+    names = None if class_names is None else parse_class_names_option(class_names)
+    request = TrainRequest(
+        data,
+        out,
+        preset,
+        train_options,
+        schedule_options,
+        resume,
+        device,
+        limit,
+        class_conditional,
+        names,
+        label_dropout,
+    )
     progress = _Progress()
     callbacks = Callbacks(progress.start, progress.log, progress.step, progress.stopping)
     try:
@@ -205,7 +253,9 @@ def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
 
     FID in the feature space of a LeNet classifier trained on the real data (cached by the data's
     fingerprint), with the real-vs-real floor for the same number of images, precision and recall
-    (Kynkäänniemi et al. 2019) and the class histogram of the samples.
+    (Kynkäänniemi et al. 2019) and the class histogram of the samples. Samples drawn with --class
+    (samples.npz holds their labels): how often the classifier agrees with the requested class, and
+    FID per class against the real images of that class.
     """
     import json
 
@@ -260,6 +310,15 @@ def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
         + " ".join(f"{100 * s:.0f}" for s in report.real_classes)
         + ")"
     )
+    if report.class_agreement is not None:
+        click.echo(
+            f"requested:  the classifier agrees with the requested class for {report.class_agreement:.1%} of the "
+            f"samples (its accuracy on held-out real images: {report.classifier_accuracy:.1%})"
+        )
+        click.echo(f"{'class':>11} {'samples':>8} {'agree':>7} {'FID':>8} {'floor':>8}")
+        for row in report.per_class:
+            floor = "-" if row.fid_floor is None else f"{row.fid_floor:.3f}"
+            click.echo(f"{row.label:>11} {row.num_samples:>8} {row.agreement:>7.1%} {row.fid:>8.3f} {floor:>8}")
 
 
 class _Progress:

@@ -26,6 +26,14 @@ class UNetConfig:
     # in every block, as the seed. At 28x28 attention runs over 784 positions and is most of a step's
     # time; Ho et al. 2020 put it at 16x16 only.
     attention_max_size: int | None = None
+    # Class conditioning (Ho and Salimans 2022): K > 0 adds a learned embedding of K + 1 rows to the
+    # time embedding, row K being "no class". 0: the unconditional model of the seed, unchanged.
+    num_classes: int = 0
+
+    @property
+    def null_class(self) -> int | None:
+        """The "no class" index of a conditional model (the last embedding row), None when unconditional."""
+        return self.num_classes if self.num_classes else None
 
     def __post_init__(self) -> None:
         # Lists from JSON become tuples, so configs compare and hash by value.
@@ -46,6 +54,8 @@ class UNetConfig:
             not isinstance(self.attention_max_size, int) or self.attention_max_size < 1
         ):
             fail(f"attention_max_size must be a positive integer or None, got {self.attention_max_size!r}")
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 0:
+            fail(f"num_classes must be 0 (unconditional) or a positive integer, got {self.num_classes!r}")
         for name in ("num_downc_layers", "num_midc_layers", "num_upc_layers"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -91,6 +101,10 @@ class UNetConfig:
         data = asdict(self)
         for name in ("down_ch", "mid_ch", "up_ch", "down_sample"):
             data[name] = list(data[name])
+        if not self.num_classes:
+            # An unconditional model's config reads exactly as before class conditioning existed, so
+            # its checkpoints, config.json and exported metadata do not change.
+            del data["num_classes"]
         return data
 
     @classmethod
@@ -116,6 +130,9 @@ class UNetConfig:
 
     def with_image(self, channels: int, size: int) -> UNetConfig:
         return replace(self, im_channels=channels, image_size=size)
+
+    def with_classes(self, num_classes: int) -> UNetConfig:
+        return replace(self, num_classes=num_classes)
 
 
 # The reduced configuration the seed actually trains ("to save time"): 1,596,673 parameters.

@@ -32,15 +32,19 @@ LOSS_WEIGHTINGS = ("none", "min-snr")
 
 
 def noise_prediction_loss(
-    model, forward: ForwardProcess, x0, noise, t, weighting: str = "none", min_snr_gamma: float = 5.0
+    model, forward: ForwardProcess, x0, noise, t, weighting: str = "none", min_snr_gamma: float = 5.0, y=None
 ) -> torch.Tensor:
     """L_simple (Ho et al. 2020, eq. 14): MSE between the true and the predicted noise, in float32.
 
     ``weighting="min-snr"``: each row's MSE weighted by min(SNR_t, gamma) / SNR_t, Min-SNR-gamma for the
     eps objective (Hang et al. 2023, eq. 7 with eq. 4's eps form): the nearly clean timesteps, whose
     noise is hard to predict and matters little for samples, no longer dominate the gradient.
+
+    ``y``: the class label of each row for a class-conditional model (its "no class" index where the
+    label was dropped); None for an unconditional one.
     """
-    prediction = model(forward.add_noise(x0, noise, t), t)
+    x_t = forward.add_noise(x0, noise, t)
+    prediction = model(x_t, t) if y is None else model(x_t, t, y)
     if weighting == "none":
         return F.mse_loss(prediction.float(), noise)
     per_row = F.mse_loss(prediction.float(), noise, reduction="none").mean(dim=(1, 2, 3))  # (B,)

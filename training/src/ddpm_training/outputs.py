@@ -73,6 +73,8 @@ class RunFolder:
             trainer.config.preview_steps,
             seed=trainer.config.seed,
             device=trainer.device,
+            # a model trained without label dropout has no unconditional half to guide with
+            guidance_scale=0.0 if trainer.classes is not None and trainer.classes.label_dropout == 0 else None,
         )
         path = self.preview_path(trainer.step)
         write_png(path, grid)
@@ -88,6 +90,8 @@ class RunFolder:
             "data": trainer.data_info,
             "step": trainer.step,
         }
+        if trainer.classes is not None:
+            config["classes"] = trainer.classes.to_dict()
         write_atomic(self.folder / "config.json", lambda f: f.write(json.dumps(config, indent=2).encode()))
         write_atomic(self.folder / "loss.csv", lambda f: f.write(_csv_bytes(trainer.history)))
         history = trainer.history

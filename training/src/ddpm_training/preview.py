@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ddpm_runtime.generate import SamplingSettings
+from ddpm_runtime.guidance import guided_eps_model
 from ddpm_runtime.images import make_grid, to_uint8_nhwc
 from ddpm_runtime.noise import PerImageNoise
 from ddpm_runtime.samplers import get_sampler
@@ -25,20 +26,31 @@ def preview_grid(
     num_steps: int,
     seed: int,
     device: torch.device | str = "cpu",
+    guidance_scale: float | None = None,
 ) -> np.ndarray:
     """An (H, W, C) uint8 grid of ``num_images`` samples, made as `ddpm-run sample` makes them by default
     (same sampler, spacing and options) with ``num_steps`` model calls. The same seed gives the same
-    noise at every checkpoint, so successive grids show how the same noise turns into images."""
+    noise at every checkpoint, so successive grids show how the same noise turns into images.
+
+    A class-conditional model draws image i as class i mod K, one class per column, with
+    ``guidance_scale`` (default: ddpm-run's)."""
     size, channels = model_config.image_size, model_config.im_channels
     defaults = SamplingSettings()
     spec = get_sampler(defaults.sampler)
     rng = PerImageNoise(seed, 0, num_images)
     x_T = rng.standard_normal((num_images, channels, size, size))
     timesteps = sampling_timesteps(schedule, min(num_steps, schedule.num_timesteps), defaults.resolved_spacing())
+    eps_model = numpy_eps_model(model, device)
+    columns = None
+    if model_config.num_classes:
+        labels = np.arange(num_images) % model_config.num_classes
+        scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
+        eps_model = guided_eps_model(eps_model, labels, model_config.null_class, scale)
+        columns = min(num_images, model_config.num_classes)
     was_training = model.training
     model.eval()
     try:
-        x0 = spec.sample(numpy_eps_model(model, device), x_T, schedule, timesteps, rng=rng)
+        x0 = spec.sample(eps_model, x_T, schedule, timesteps, rng=rng)
     finally:
         model.train(was_training)
-    return make_grid(to_uint8_nhwc(x0))
+    return make_grid(to_uint8_nhwc(x0), ncols=columns)

@@ -12,7 +12,7 @@ from .checkpoint import load_checkpoint
 from .data import load_images
 from .distributed import DistInfo, init_from_env, shutdown
 from .outputs import RunFolder
-from .run_settings import TrainRequest, data_limit, resolve_settings
+from .run_settings import TrainRequest, data_limit, resolve_classes, resolve_settings
 from .trainer import LogRecord, Trainer, fit
 
 
@@ -47,12 +47,15 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     checkpoint = load_checkpoint(request.resume) if request.resume else None
     limit = data_limit(request, checkpoint)
     data = load_images(request.data, limit)
-    settings = resolve_settings(request, checkpoint, data.channels, data.image_size)
+    classes = resolve_classes(request, checkpoint, data)
+    settings = resolve_settings(request, checkpoint, data.channels, data.image_size, classes)
     folder = RunFolder(settings.folder)
     # Every process checks, so all of them fail alike on a bad folder instead of rank 0 exiting and
     # the others dying on a broken process group. Nothing is created until every input is validated.
     folder.check(request.resume)
-    trainer = Trainer(settings.model_config, settings.schedule_config, settings.train_config, data, device, info)
+    trainer = Trainer(
+        settings.model_config, settings.schedule_config, settings.train_config, data, device, info, settings.classes
+    )
     trainer.data_info["limit"] = limit
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, source=str(request.resume))

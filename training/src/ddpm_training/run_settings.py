@@ -14,7 +14,9 @@ from pathlib import Path
 from ddpm_runtime.schedule import ScheduleConfig
 
 from .checkpoint import checkpoint_configs
+from .classes import ClassConditioning, resolve_class_names
 from .config import DEFAULT_PRESET, UNetConfig, preset
+from .data import ImageData
 from .errors import TrainingError
 from .train_config import STOP_FIELDS, TrainConfig
 
@@ -33,6 +35,9 @@ class TrainRequest:
     resume: Path | None = None
     device: str = "auto"
     limit: int | None = None  # default: the resumed run's --limit
+    class_conditional: bool = False  # --class-conditional; a resumed run keeps what it was
+    class_names: tuple[str, ...] | None = None  # --class-names, parsed
+    label_dropout: float | None = None  # --label-dropout; default: classes.DEFAULT_LABEL_DROPOUT
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,37 @@ class RunSettings:
     schedule_config: ScheduleConfig
     train_config: TrainConfig
     folder: Path
+    classes: ClassConditioning | None = None  # a class-conditional run's classes and label dropout
+
+
+def resolve_classes(request: TrainRequest, checkpoint: dict | None, data: ImageData) -> ClassConditioning | None:
+    """The classes of a conditional run (None: unconditional), from the options and the data, or
+    from the resumed checkpoint, whose classes and label dropout cannot change."""
+    if checkpoint is not None:
+        source = request.resume
+        saved = ClassConditioning.from_checkpoint(checkpoint, str(source))
+        if request.class_conditional and saved is None:
+            raise TrainingError(f"{source}: cannot resume with --class-conditional: it is an unconditional run")
+        if saved is None:
+            _refuse_class_options(request)
+        elif request.class_names is not None and tuple(request.class_names) != saved.names:
+            raise TrainingError(f"{source}: cannot resume: it was trained with the classes {', '.join(saved.names)}")
+        elif request.label_dropout is not None and request.label_dropout != saved.label_dropout:
+            raise TrainingError(f"{source}: cannot resume: it was trained with --label-dropout {saved.label_dropout}")
+        return saved
+    if not request.class_conditional:
+        _refuse_class_options(request)
+        return None
+    names = resolve_class_names(data, request.class_names)
+    if request.label_dropout is None:
+        return ClassConditioning(names)
+    return ClassConditioning(names, request.label_dropout)
+
+
+def _refuse_class_options(request: TrainRequest) -> None:
+    for flag, value in (("--class-names", request.class_names), ("--label-dropout", request.label_dropout)):
+        if value is not None:
+            raise TrainingError(f"{flag} applies to --class-conditional training only")
 
 
 def data_limit(request: TrainRequest, checkpoint: dict | None) -> int | None:
@@ -50,17 +86,27 @@ def data_limit(request: TrainRequest, checkpoint: dict | None) -> int | None:
     return request.limit
 
 
-def resolve_settings(request: TrainRequest, checkpoint: dict | None, channels: int, image_size: int) -> RunSettings:
-    """The run's model, schedule, training settings and folder (see the module docstring for precedence)."""
+def resolve_settings(
+    request: TrainRequest,
+    checkpoint: dict | None,
+    channels: int,
+    image_size: int,
+    classes: ClassConditioning | None = None,
+) -> RunSettings:
+    """The run's model, schedule, training settings and folder (see the module docstring for precedence).
+    ``classes``: what ``resolve_classes`` decided; their number sets the model's classes."""
+    num_classes = classes.num_classes if classes else 0
     if checkpoint is None:
         model_config = preset(request.preset or DEFAULT_PRESET).with_image(channels, image_size)
+        model_config = model_config.with_classes(num_classes)
         schedule_config = ScheduleConfig(**request.schedule_options)
         train_config = TrainConfig(**request.train_options)
-        return RunSettings(model_config, schedule_config, train_config, request.out or DEFAULT_RUN_FOLDER)
+        return RunSettings(model_config, schedule_config, train_config, request.out or DEFAULT_RUN_FOLDER, classes)
 
     source = request.resume
     saved_model, saved_schedule = checkpoint_configs(source, checkpoint)
-    if request.preset is not None and preset(request.preset).with_image(channels, image_size) != saved_model:
+    wanted = None if request.preset is None else preset(request.preset).with_image(channels, image_size)
+    if wanted is not None and wanted.with_classes(saved_model.num_classes) != saved_model:
         raise TrainingError(f"{source}: cannot resume: it holds another model config than --preset {request.preset}")
     schedule_config = ScheduleConfig.from_dict({**saved_schedule.to_dict(), **request.schedule_options})
     try:
@@ -71,4 +117,4 @@ def resolve_settings(request: TrainRequest, checkpoint: dict | None, channels: i
         # New stop rules replace the saved ones; without any, the run continues to its original target.
         saved_train.update(dict.fromkeys(STOP_FIELDS))
     train_config = TrainConfig(**{**saved_train, **request.train_options})
-    return RunSettings(saved_model, schedule_config, train_config, request.out or Path(source).parent)
+    return RunSettings(saved_model, schedule_config, train_config, request.out or Path(source).parent, classes)

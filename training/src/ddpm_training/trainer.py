@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ddpm_runtime.images import to_model_range
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 
+from .classes import ClassConditioning
 from .config import UNetConfig
 from .data import ImageData
 from .diffusion import ForwardProcess, noise_prediction_loss
@@ -58,8 +59,10 @@ class Trainer:
         data: ImageData,
         device: torch.device | str = "cpu",
         dist_info: DistInfo | None = None,
+        classes: ClassConditioning | None = None,
     ):
         self.model_config = model_config
+        self.classes = _check_classes(model_config, data, classes)
         self.schedule = NoiseSchedule.from_config(schedule_config)
         self.config = train_config
         self.device = torch.device(device)
@@ -99,6 +102,7 @@ class Trainer:
         )
         self.forward_process = ForwardProcess(self.schedule, self.device)
         self.images = torch.tensor(data.images, device=self.device)  # (N, H, W, C) uint8, decoded once
+        self.labels = torch.tensor(data.labels, device=self.device) if self.classes else None  # (N,) int64
         self.generator = torch.Generator().manual_seed(train_config.seed)  # timesteps and noise
         self.step = 0
         self.elapsed_s = 0.0
@@ -125,8 +129,9 @@ class Trainer:
             self._epoch_cache = (epoch, torch.from_numpy(order).to(self.device))
         return self._epoch_cache[1]
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """This process's (x0, noise, t) for ``step``; draws the global batch's t and noise from the generator."""
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """This process's (x0, noise, t, y) for ``step``; draws the global batch's t and noise (and, for a
+        conditional model, which labels become "no class") from the generator. y is None when unconditional."""
         batch_size, local = self.config.batch_size, self.local_batch
         epoch, position = divmod(step, self.steps_per_epoch)
         indices = self._permutation(epoch)[position * batch_size : (position + 1) * batch_size]
@@ -135,17 +140,22 @@ class Trainer:
         t = torch.randint(0, self.schedule.num_timesteps, (batch_size,), generator=self.generator)
         noise = torch.randn(shape, generator=self.generator)
         x0 = to_model_range(self.images[indices[rows]].permute(0, 3, 1, 2).float())  # (b, C, H, W) in [-1, 1]
-        return x0, noise[rows].to(self.device), t[rows].to(self.device)
+        y = None
+        if self.labels is not None:
+            # Drawn after t and noise, and only here: an unconditional run's random numbers are untouched.
+            dropped = torch.rand((batch_size,), generator=self.generator) < self.classes.label_dropout
+            y = torch.where(dropped[rows].to(self.device), self.model_config.null_class, self.labels[indices[rows]])
+        return x0, noise[rows].to(self.device), t[rows].to(self.device), y
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step; returns the (detached) loss of this process's batch."""
-        x0, noise, t = self.batch(self.step)
+        x0, noise, t, y = self.batch(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.ddp.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             loss = noise_prediction_loss(
-                self.ddp, self.forward_process, x0, noise, t, self.config.loss_weighting, self.config.min_snr_gamma
+                self.ddp, self.forward_process, x0, noise, t, self.config.loss_weighting, self.config.min_snr_gamma, y
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,7 +185,9 @@ class Trainer:
 
     # ---- checkpoint state
     def state_dict(self) -> dict:
+        classes = {} if self.classes is None else {"classes": self.classes.to_dict()}
         return {
+            **classes,
             "model_config": self.model_config.to_dict(),
             "schedule": self.schedule.config.to_dict(),
             "train_config": self.config.to_dict(),
@@ -201,6 +213,9 @@ class Trainer:
         fingerprint = checkpoint.get("data", {}).get("fingerprint")
         if fingerprint != self.data_info["fingerprint"]:
             problems.append(f"it was trained on other data ({checkpoint.get('data', {}).get('source', '?')})")
+        saved_classes = ClassConditioning.from_checkpoint(checkpoint, source)
+        if saved_classes != self.classes:
+            problems.append(f"the classes differ ({saved_classes} -> {self.classes})")
         saved = TrainConfig.from_dict(checkpoint.get("train_config", {}))
         problems += [f"training setting {d}" for d in self.config.math_differences(saved)]
         if problems:
@@ -216,6 +231,23 @@ class Trainer:
         self.step = int(checkpoint["step"])
         self.elapsed_s = float(checkpoint.get("elapsed_s", 0.0))
         self.history = [LogRecord(**r) for r in checkpoint.get("history", [])]
+
+
+def _check_classes(model_config: UNetConfig, data: ImageData, classes) -> ClassConditioning | None:
+    if not model_config.num_classes:
+        if classes is not None:
+            raise TrainingError("class conditioning was given for an unconditional model")
+        return None
+    if classes is None or classes.num_classes != model_config.num_classes:
+        raise TrainingError(f"a model with {model_config.num_classes} classes needs as many class names, got {classes}")
+    if data.labels is None:
+        raise TrainingError(f"{data.source}: a class-conditional model needs labels, and this data has none")
+    if data.labels.size and (data.labels.min() < 0 or data.labels.max() >= model_config.num_classes):
+        raise TrainingError(
+            f"{data.source}: labels must lie in 0..{model_config.num_classes - 1} (the model's classes), "
+            f"found {int(data.labels.min())}..{int(data.labels.max())}"
+        )
+    return classes
 
 
 def _package_version() -> str:

@@ -127,7 +127,8 @@ class UpC(_ResAttnStack):
 
 
 class Unet(nn.Module):
-    """eps_theta(x_t, t): (B, C, H, W) noisy images and (B,) timesteps -> (B, C, H, W) predicted noise."""
+    """eps_theta(x_t, t[, y]): (B, C, H, W) noisy images, (B,) timesteps and, for a class-conditional
+    config, (B,) class labels -> (B, C, H, W) predicted noise."""
 
     def __init__(self, config: UNetConfig | None = None):
         super().__init__()
@@ -172,10 +173,23 @@ class Unet(nn.Module):
             nn.GroupNorm(groups, cfg.up_ch[-1]),
             nn.Conv2d(cfg.up_ch[-1], cfg.im_channels, kernel_size=3, padding=1),
         )
+        if cfg.num_classes:
+            # Created last, so the other weights get the same initial values as the unconditional model's.
+            # K classes + the "no class" row (index K), added to the time embedding as improved-diffusion's
+            # label_emb and diffusers' class_embedding do.
+            self.class_emb = nn.Embedding(cfg.num_classes + 1, t_dim)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``y``: (B,) int64 class per row, ``config.null_class`` for "no class"; only for conditional models
+        (None there means "no class" for every row)."""
         out = self.cv1(x)  # (B, down_ch[0], H, W)
         t_emb = self.t_proj(get_time_embedding(t, self.config.t_emb_dim))  # (B, t_emb_dim)
+        if self.config.num_classes:
+            if y is None:
+                y = torch.full((x.shape[0],), self.config.num_classes, dtype=torch.long, device=x.device)
+            t_emb = t_emb + self.class_emb(y)  # (B, t_emb_dim)
+        elif y is not None:
+            raise ValueError("this U-Net is unconditional (num_classes=0); it takes no class labels y")
         down_outs = []
         for down in self.downs:
             down_outs.append(out)

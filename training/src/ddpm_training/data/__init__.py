@@ -29,9 +29,13 @@ def load_images(path: str | Path, limit: int | None = None) -> ImageData:
         raise TrainingError(f"--limit must be at least 1, got {limit}")
     if not path.exists():
         raise TrainingError(f"{path}: no such file or directory")
+    class_names = None
     if path.is_dir():
         idx_images = find_idx_images(path)
-        images, labels = load_idx(idx_images) if idx_images else load_folder(path)
+        if idx_images:
+            images, labels = load_idx(idx_images)
+        else:
+            images, labels, class_names = load_folder(path)
     else:
         name = path.name.lower()
         if name.endswith(".csv"):
@@ -44,4 +48,4 @@ def load_images(path: str | Path, limit: int | None = None) -> ImageData:
             raise TrainingError(f"{path}: unknown data format (expected IDX, .csv, .npy, .npz or a folder of images)")
     if images.shape[1] != images.shape[2]:
         raise TrainingError(f"{path}: images must be square, found {images.shape[2]}x{images.shape[1]}")
-    return ImageData(np.ascontiguousarray(images), labels, str(path)).limited(limit)
+    return ImageData(np.ascontiguousarray(images), labels, str(path), class_names).limited(limit)

@@ -14,6 +14,7 @@ class ImageData:
     images: np.ndarray  # (N, H, W, C) uint8, C-contiguous
     labels: np.ndarray | None  # (N,) int64 class labels, or None when the source has none
     source: str  # the path the user gave, for messages
+    class_names: tuple[str, ...] | None = None  # names of labels 0..K-1 when the source has them (folder names)
 
     @property
     def num_images(self) -> int:
@@ -38,4 +39,4 @@ class ImageData:
         if limit is None or limit >= self.num_images:
             return self
         labels = None if self.labels is None else self.labels[:limit]
-        return ImageData(np.ascontiguousarray(self.images[:limit]), labels, self.source)
+        return ImageData(np.ascontiguousarray(self.images[:limit]), labels, self.source, self.class_names)

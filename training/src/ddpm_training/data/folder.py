@@ -21,7 +21,7 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def load_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def load_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
     from PIL import Image, UnidentifiedImageError
 
     paths = list_images(folder)
@@ -48,7 +48,7 @@ def load_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise TrainingError(f"{paths[0]}: images must be square, found {size[1]}x{size[0]}")
     color = any(a.ndim == 3 for a in arrays)
     images = np.stack([_channels(a, color) for a in arrays])  # (N, H, W, C)
-    return images, _labels_from_subfolders(folder, paths)
+    return (images, *_labels_from_subfolders(folder, paths))
 
 
 def _channels(array: np.ndarray, color: bool) -> np.ndarray:
@@ -57,10 +57,11 @@ def _channels(array: np.ndarray, color: bool) -> np.ndarray:
     return np.repeat(array, 3, axis=2) if color and array.shape[2] == 1 else array
 
 
-def _labels_from_subfolders(folder: Path, paths: list[Path]) -> np.ndarray | None:
+def _labels_from_subfolders(folder: Path, paths: list[Path]) -> tuple[np.ndarray | None, tuple[str, ...] | None]:
+    """Labels 0..K-1 by the sorted subfolder names, and those names; (None, None) for another layout."""
     parents = [p.relative_to(folder).parts for p in paths]
     if any(len(parts) != 2 for parts in parents):
-        return None
+        return None, None
     classes = sorted({parts[0] for parts in parents})
     index = {name: i for i, name in enumerate(classes)}
-    return np.array([index[parts[0]] for parts in parents], dtype=np.int64)
+    return np.array([index[parts[0]] for parts in parents], dtype=np.int64), tuple(classes)

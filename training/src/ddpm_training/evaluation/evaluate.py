@@ -16,6 +16,17 @@ DEFAULT_SEED = 0  # seeds the feature classifier's training and the choice of re
 
 
 @dataclass(frozen=True)
+class ClassReport:
+    """One requested class of conditional samples (samples.npz "labels")."""
+
+    label: int
+    num_samples: int
+    agreement: float  # share of these samples the classifier puts in this class
+    fid: float  # these samples vs the reference images of this class (by their real labels)
+    fid_floor: float | None  # as many real images of this class vs the same reference; None: too few real ones
+
+
+@dataclass(frozen=True)
 class EvalReport:
     num_samples: int
     num_reference: int  # real images the reference statistics come from
@@ -29,6 +40,10 @@ class EvalReport:
     classifier_accuracy: float
     sample_classes: list[float]  # share of samples per predicted class
     real_classes: list[float]  # share of reference images per predicted class
+    # Samples with requested labels (conditional models): share whose predicted class is the requested
+    # one, to read beside classifier_accuracy (the same classifier on real images), and per class.
+    class_agreement: float | None = None
+    per_class: list[ClassReport] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +67,13 @@ def check_eval_data(samples: ImageData, real: ImageData, k: int = DEFAULT_K) -> 
             f"{real.source} is {real.images.shape[1:]}"
         )
     n = samples.num_images
+    if samples.labels is not None and real.labels is not None:
+        num_classes = int(real.labels.max()) + 1
+        if samples.labels.min() < 0 or samples.labels.max() >= num_classes:
+            raise TrainingError(
+                f"{samples.source}: requested labels run {int(samples.labels.min())}..{int(samples.labels.max())}, "
+                f"but the real data {real.source} has classes 0..{num_classes - 1}"
+            )
     if k < 1:
         raise TrainingError(f"--k must be at least 1, got {k}")
     if n <= k:
@@ -86,6 +108,13 @@ def evaluate(
     pr_real = ref_feats[:n]
     precision, recall = precision_recall(pr_real, sample_feats, k)
     floor_precision, floor_recall = precision_recall(pr_real, floor_feats, k)
+    agreement, per_class = None, None
+    if samples.labels is not None:
+        agreement = float(np.mean(sample_preds == samples.labels))
+        pool = np.concatenate([floor_idx, order[n + len(reference_idx) :]])  # real images outside the reference
+        per_class = _per_class(
+            samples.labels, sample_feats, sample_preds, real, reference_idx, ref_feats, pool, classifier
+        )
     return EvalReport(
         num_samples=n,
         num_reference=len(reference_idx),
@@ -99,4 +128,37 @@ def evaluate(
         classifier_accuracy=classifier.accuracy,
         sample_classes=class_histogram(sample_preds, classifier.num_classes).tolist(),
         real_classes=class_histogram(ref_preds, classifier.num_classes).tolist(),
+        class_agreement=agreement,
+        per_class=per_class,
     )
+
+
+def _per_class(
+    labels, sample_feats, sample_preds, real, reference_idx, ref_feats, pool, classifier
+) -> list[ClassReport]:
+    """FID of each requested class against the reference images of that class (by their real labels),
+    with a floor from as many other real images of the class; classes with fewer than 2 samples are skipped."""
+    reports = []
+    ref_labels = real.labels[reference_idx]
+    pool_labels = real.labels[pool]
+    for label in np.unique(labels):
+        rows = labels == label
+        count = int(rows.sum())
+        reference = ref_feats[ref_labels == label]
+        if count < 2 or len(reference) < 2:
+            continue
+        held_out = pool[pool_labels == label][:count]
+        floor = None
+        if len(held_out) == count:
+            floor_feats, _ = features_and_predictions(classifier.model, real.images[held_out])
+            floor = fid(floor_feats, reference)
+        reports.append(
+            ClassReport(
+                label=int(label),
+                num_samples=count,
+                agreement=float(np.mean(sample_preds[rows] == label)),
+                fid=fid(sample_feats[rows], reference),
+                fid_floor=floor,
+            )
+        )
+    return reports
