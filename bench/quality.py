@@ -124,7 +124,9 @@ def main() -> None:
         grid_name = f"grid-{label}-{slug}.png"
         shown = images[:64] if labels is None else images.reshape(-1, columns, *images.shape[1:])[:, :10]
         write_png(out / grid_name, make_grid(shown.reshape(-1, *images.shape[1:]), ncols=min(columns, 10)))
-        arrays = {"arr_0": images} if labels is None else {"arr_0": images, "labels": np.asarray(labels)}
+        arrays = {"arr_0": images}
+        if labels is not None:  # as ddpm-run sample --class writes them
+            arrays.update(labels=np.asarray(labels), class_names=np.array(metadata.classes.names, dtype=str))
         if not args.no_samples:
             np.savez(out / f"samples-{label}-{slug}.npz", **arrays)
         sample_labels = None if labels is None else np.asarray(labels, dtype=np.int64)

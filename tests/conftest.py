@@ -50,21 +50,27 @@ def tiny_trained(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_onnx(request, tmp_path_factory):
-    """The tiny checkpoint exported by the export package (opset 23, parity gate passed)."""
-    given = os.environ.get(TINY_ONNX_ENV)
+def exported_model(request, tmp_path_factory, env: str, checkpoint_fixture: str) -> Path:
+    """The file named by $``env`` (the torch-free venv), else the checkpoint fixture exported to ONNX
+    by the export package (opset 23, parity gate passed)."""
+    given = os.environ.get(env)
     if given:
         return Path(given)
     if importlib.util.find_spec("torch") is None:
-        pytest.fail(f"no torch here to export the test model: set ${TINY_ONNX_ENV} to an exported tiny model")
+        pytest.fail(f"no torch here to export the test model: set ${env} to an exported model")
     from ddpm_export.onnx_export import export_onnx
     from ddpm_export.source import load_source
 
-    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    result = export_onnx(load_source(request.getfixturevalue("tiny_trained")), out)
+    out = tmp_path_factory.mktemp("onnx") / f"{checkpoint_fixture}.onnx"
+    result = export_onnx(load_source(request.getfixturevalue(checkpoint_fixture)), out)
     assert result.report.passed
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(request, tmp_path_factory):
+    """The tiny checkpoint as an ONNX model (inputs x, t)."""
+    return exported_model(request, tmp_path_factory, TINY_ONNX_ENV, "tiny_trained")
 
 
 @pytest.fixture(scope="session")
@@ -76,16 +82,5 @@ def tiny_conditional_trained(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_conditional_onnx(request, tmp_path_factory):
-    """A class-conditional tiny model (data_helpers.CLASS_NAMES) exported to ONNX (inputs x, t, y)."""
-    given = os.environ.get(TINY_CONDITIONAL_ONNX_ENV)
-    if given:
-        return Path(given)
-    if importlib.util.find_spec("torch") is None:
-        pytest.fail(f"no torch here to export the test model: set ${TINY_CONDITIONAL_ONNX_ENV}")
-    from ddpm_export.onnx_export import export_onnx
-    from ddpm_export.source import load_source
-
-    out = tmp_path_factory.mktemp("onnx") / "tiny-conditional.onnx"
-    result = export_onnx(load_source(request.getfixturevalue("tiny_conditional_trained")), out)
-    assert result.report.passed
-    return out
+    """A class-conditional tiny model (data_helpers.CLASS_NAMES) as an ONNX model (inputs x, t, y)."""
+    return exported_model(request, tmp_path_factory, TINY_CONDITIONAL_ONNX_ENV, "tiny_conditional_trained")

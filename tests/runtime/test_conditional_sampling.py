@@ -57,6 +57,7 @@ def test_sample_classes_writes_labels_and_one_class_per_grid_row(capsys, tiny_co
     assert "2 class(es) x 3, guidance scale 2" in result.err
     saved = np.load(out / "samples.npz")
     assert saved["arr_0"].shape == (6, 12, 12, 1) and saved["labels"].tolist() == [2, 2, 2, 0, 0, 0]
+    assert saved["class_names"].tolist() == list(CLASS_NAMES)  # plain strings: loads with allow_pickle=False
     from PIL import Image
 
     grid = np.asarray(Image.open(out / "grid.png"))

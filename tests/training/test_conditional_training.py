@@ -218,10 +218,12 @@ def test_eval_reports_agreement_with_requested_labels_and_fid_per_class(capsys, 
     assert all(row.fid_floor is not None for row in report.per_class)
 
     npz = tmp_path / "samples.npz"
-    np.savez(npz, arr_0=images[:100, :, :, None], labels=labels[:100])  # what ddpm-run --class writes
+    names = np.array(["dim", "bright"])
+    np.savez(npz, arr_0=images[:100, :, :, None], labels=labels[:100], class_names=names)  # as ddpm-run --class
     result = run_ddpm(capsys, "eval", npz, "--real", real)
     assert result.code == 0, result.err
     assert f"agrees with the requested class for {report.class_agreement:.1%}" in result.out
+    assert "  dim  " in result.out and "  bright  " in result.out
     np.savez(npz, arr_0=images[:100, :, :, None], labels=np.full(100, 5))
     result = run_ddpm(capsys, "eval", npz, "--real", real)
     assert result.code == 2 and "requested labels run 5..5" in error_lines(result)[0]

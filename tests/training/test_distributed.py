@@ -47,9 +47,11 @@ def fast_case(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["tiny", "fast"])
+@pytest.mark.parametrize("case", ["tiny", "fast", "tiny-conditional"])
 def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path, case):
-    data, args, size = (idx_dir, ARGS, 12) if case == "tiny" else fast_case(tmp_path)
+    data, args, size = (idx_dir, ARGS, 12) if case != "fast" else fast_case(tmp_path)
+    if case == "tiny-conditional":  # labels dropped from the global batch's draw, then split by rank
+        args = [*args, "--class-conditional", "--label-dropout", "0.5"]
     single = tmp_path / "single"
     assert run_ddpm(capsys, "train", data, "--out", single, *args).code == 0
 
@@ -91,8 +93,9 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path, case):
         models.append(model)
     x = torch.randn(6, 1, size, size, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([0, 1, 250, 500, 750, 999])
+    inputs = (x, t) if not config.num_classes else (x, t, torch.tensor([0, 1, 2, 9, 10, 5]))  # 10: "no class"
     with torch.no_grad():
-        torch.testing.assert_close(models[1](x, t), models[0](x, t), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(models[1](*inputs), models[0](*inputs), rtol=1e-4, atol=1e-5)
     losses_a = [r["loss"] for r in a["history"]]
     losses_b = [r["loss"] for r in b["history"]]
     assert losses_b == pytest.approx(losses_a, rel=1e-5)

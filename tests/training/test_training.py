@@ -59,10 +59,12 @@ def test_run_folder_contents_and_checkpoint_format(capsys, idx_dir, tmp_path):
     assert not torch.equal(ckpt["ema"]["cv1.weight"], ckpt["model"]["cv1.weight"])
 
 
-def test_resume_continues_exactly(capsys, idx_dir, tmp_path):
-    """N steps, stop, resume, M more == N + M uninterrupted steps, bit for bit on CPU."""
+@pytest.mark.parametrize("extra", [[], ["--class-conditional", "--label-dropout", "0.3"]], ids=["plain", "classes"])
+def test_resume_continues_exactly(capsys, idx_dir, tmp_path, extra):
+    """N steps, stop, resume, M more == N + M uninterrupted steps, bit for bit on CPU (for a conditional
+    run the label dropout draws come from the checkpointed generator too)."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ["--warmup-steps", "3", "--seed", "7", "--checkpoint-every", "100"]
+    common = ["--warmup-steps", "3", "--seed", "7", "--checkpoint-every", "100", *extra]
     assert train(capsys, idx_dir, straight, "--max-steps", "10", *common).code == 0
     assert train(capsys, idx_dir, split, "--max-steps", "4", *common).code == 0
     # Steps 4..9 cross an epoch boundary (64 images / batch 8 = 8 steps per epoch).

@@ -91,7 +91,7 @@ def sampler_options(func):
     type=int,
     default=_DEFAULTS.batch_size,
     show_default=True,
-    help="Images per model call. The images do not depend on it.",
+    help="Images per model call (with guidance a call holds twice as many rows). The images do not depend on it.",
 )
 @click.option(
     "--sampler",
@@ -199,7 +199,8 @@ def sample_command(
     ) as bar:
         images = generate(eps_model, eps_model.metadata, settings, on_step=lambda b, i: bar.update(1, b))
     labels = None if request.labels is None else np.asarray(request.labels, dtype=np.int64)
-    write_samples(out, images, write_csv, labels=labels, columns=request.per_class)
+    names = None if labels is None else eps_model.metadata.classes.names
+    write_samples(out, images, write_csv, labels=labels, columns=request.per_class, class_names=names)
     click.echo(f"wrote {len(images)} images to {out}")
     click.echo(f"grid: {out / 'grid.png'}")
 

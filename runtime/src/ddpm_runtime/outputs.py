@@ -3,7 +3,8 @@
     OUT/grid.png          all images tiled
     OUT/images/NNNNNN.png one PNG per image
     OUT/samples.npz       uint8 (N, H, W, C) under arr_0 (the layout guided-diffusion's evaluator reads);
-                          with --class also int64 (N,) "labels": the class each image was asked to be
+                          with --class also int64 (N,) "labels": the class each image was asked to be,
+                          and "class_names": the model's names of classes 0..K-1
     OUT/samples.csv       with --csv: the seed's generated-data CSV, pixel0..pixelK per row (HWC order)
 
 These four names are the only things ``ddpm-run sample`` ever writes or replaces. Other files in OUT
@@ -88,12 +89,13 @@ def write_samples(
     write_csv: bool = False,
     labels: np.ndarray | None = None,
     columns: int | None = None,
+    class_names: tuple[str, ...] | None = None,
 ) -> Path:
     """Write the outputs (after ``check_output_folder``): into a new folder by one rename, or into an
     existing one by moving each of OUTPUT_NAMES into place, the earlier ones out of the way first.
 
-    ``labels``: the requested class of each image, stored in samples.npz; ``columns``: images per grid
-    row (one class per row); default: a square grid."""
+    ``labels``: the requested class of each image, stored in samples.npz with the model's
+    ``class_names``; ``columns``: images per grid row (one class per row); default: a square grid."""
     from PIL import Image
 
     out = Path(out)
@@ -111,7 +113,8 @@ def write_samples(
         if labels is None:
             np.savez(staging / "samples.npz", arr_0=images)
         else:
-            np.savez(staging / "samples.npz", arr_0=images, labels=np.asarray(labels, dtype=np.int64))
+            names = {} if class_names is None else {"class_names": np.array(class_names, dtype=str)}
+            np.savez(staging / "samples.npz", arr_0=images, labels=np.asarray(labels, dtype=np.int64), **names)
         if write_csv:
             (staging / "samples.csv").write_bytes(csv_bytes(images))
         if exists:

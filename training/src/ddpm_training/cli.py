@@ -315,10 +315,14 @@ def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
             f"requested:  the classifier agrees with the requested class for {report.class_agreement:.1%} of the "
             f"samples (its accuracy on held-out real images: {report.classifier_accuracy:.1%})"
         )
-        click.echo(f"{'class':>11} {'samples':>8} {'agree':>7} {'FID':>8} {'floor':>8}")
+        names = sample_data.class_names or ()
+        click.echo(f"{'class':>11}  {'name':<14} {'samples':>8} {'agree':>7} {'FID':>8} {'floor':>8}")
         for row in report.per_class:
             floor = "-" if row.fid_floor is None else f"{row.fid_floor:.3f}"
-            click.echo(f"{row.label:>11} {row.num_samples:>8} {row.agreement:>7.1%} {row.fid:>8.3f} {floor:>8}")
+            name = names[row.label] if row.label < len(names) else ""
+            click.echo(
+                f"{row.label:>11}  {name:<14} {row.num_samples:>8} {row.agreement:>7.1%} {row.fid:>8.3f} {floor:>8}"
+            )
 
 
 class _Progress:

@@ -41,7 +41,7 @@ def load_images(path: str | Path, limit: int | None = None) -> ImageData:
         if name.endswith(".csv"):
             images, labels = load_csv(path)
         elif name.endswith((".npy", ".npz")):
-            images, labels = load_array_file(path)
+            images, labels, class_names = load_array_file(path)
         elif "idx" in name or name.endswith(".gz") or name.endswith("ubyte"):
             images, labels = load_idx(path)
         else:

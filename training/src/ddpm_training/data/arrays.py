@@ -20,12 +20,14 @@ _IMAGE_KEYS = ("x_train", "images", "arr_0", "x")
 _LABEL_KEYS = ("y_train", "labels", "arr_1", "y")
 
 
-def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
+    """(images, labels or None, class names or None: ``class_names``, as ``ddpm-run sample --class`` writes)."""
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise TrainingError(f"{path}: cannot read NumPy file ({' '.join(str(exc).split())})") from None
     labels = None
+    names = class_names = None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())
@@ -36,18 +38,21 @@ def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                 images = loaded[image_key]
                 label_key = next((k for k in _LABEL_KEYS if k in keys), None)
                 labels = loaded[label_key] if label_key else None
+                names = loaded["class_names"] if "class_names" in keys else None
             except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
                 # A damaged archive fails only here, when a member is read (zipfile checks its CRC then).
                 raise TrainingError(f"{path}: cannot read array {image_key!r} ({' '.join(str(exc).split())})") from None
     else:
         images = loaded
+    if names is not None and names.ndim == 1 and names.dtype.kind == "U":
+        class_names = tuple(str(name) for name in names)
     images = _to_uint8_nhwc(path, images)
     if labels is not None:
         if labels.ndim != 1 or labels.shape[0] != images.shape[0] or not np.issubdtype(labels.dtype, np.integer):
             labels = None  # not class labels in the sense we use; training never needs them
         else:
             labels = labels.astype(np.int64)
-    return images, labels
+    return images, labels, class_names
 
 
 def _to_uint8_nhwc(path: Path, images: np.ndarray) -> np.ndarray:
