@@ -24,12 +24,13 @@ class ClassRequest:
     labels: tuple[int, ...] | None  # the class of each image; None: unconditional ("no class")
     per_class: int | None  # images per requested class: the grid's row length
     guidance_scale: float
-    names: tuple[str, ...] = ()  # the requested classes' names, for messages
+    class_names: tuple[str, ...] | None = None  # the model's names of classes 0..K-1, when labels are asked for
 
     def describe(self) -> str:
         if self.labels is None:
             return ""
-        return f", {len(self.names)} class(es) x {self.per_class}, guidance scale {self.guidance_scale:g}"
+        count = len(self.labels) // self.per_class
+        return f", {count} class(es) x {self.per_class}, guidance scale {self.guidance_scale:g}"
 
 
 def class_request(
@@ -58,5 +59,4 @@ def class_request(
     check_guidance_scale(scale)
     indices = requested_classes(classes, metadata.classes.names)
     labels = tuple(index for index in indices for _ in range(per_class))
-    names = tuple(metadata.classes.names[index] for index in indices)
-    return ClassRequest(len(labels), labels, per_class, scale, names)
+    return ClassRequest(len(labels), labels, per_class, scale, metadata.classes.names)

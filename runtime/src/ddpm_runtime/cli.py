@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from .class_request import DEFAULT_NUM_IMAGES, DEFAULT_PER_CLASS
 from .classes import ALL_CLASSES
@@ -198,9 +197,9 @@ def sample_command(
         item_show_func=lambda b: None if b is None else f"batch {b + 1}/{batches}",
     ) as bar:
         images = generate(eps_model, eps_model.metadata, settings, on_step=lambda b, i: bar.update(1, b))
-    labels = None if request.labels is None else np.asarray(request.labels, dtype=np.int64)
-    names = None if labels is None else eps_model.metadata.classes.names
-    write_samples(out, images, write_csv, labels=labels, columns=request.per_class, class_names=names)
+    write_samples(
+        out, images, write_csv, labels=request.labels, columns=request.per_class, class_names=request.class_names
+    )
     click.echo(f"wrote {len(images)} images to {out}")
     click.echo(f"grid: {out / 'grid.png'}")
 

@@ -43,14 +43,14 @@ def guided_eps_model(eps_model: ConditionalEpsModel, labels: np.ndarray, null_cl
     labels = np.ascontiguousarray(labels, dtype=np.int64)
     if labels.ndim != 1:
         raise ValueError(f"labels must be one per row, got shape {labels.shape}")
-    unconditional = np.full_like(labels, null_class)
+    both_labels = np.concatenate([labels, np.full_like(labels, null_class)])  # made once, sent every step
 
     def eps(x: np.ndarray, t: np.ndarray) -> np.ndarray:
         if x.shape[0] != labels.shape[0]:
             raise ValueError(f"{x.shape[0]} rows but {labels.shape[0]} labels")
         if scale == 0:
             return eps_model(x, t, labels)
-        both = eps_model(np.concatenate([x, x]), np.concatenate([t, t]), np.concatenate([labels, unconditional]))
+        both = eps_model(np.concatenate([x, x]), np.concatenate([t, t]), both_labels)
         both = np.asarray(both, dtype=np.float64)
         conditional, plain = both[: len(labels)], both[len(labels) :]
         return (1.0 + scale) * conditional - scale * plain

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,7 @@ def write_samples(
     out: str | os.PathLike,
     images: np.ndarray,
     write_csv: bool = False,
-    labels: np.ndarray | None = None,
+    labels: Sequence[int] | None = None,
     columns: int | None = None,
     class_names: tuple[str, ...] | None = None,
 ) -> Path:
