@@ -3,6 +3,7 @@ the classes in the metadata, and unconditional exports exactly as they were befo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ddpm_training.unet import Unet
 from cli_helpers import run_ddpm
 from data_helpers import CLASS_NAMES, make_checkpoint
 
-LEGACY = Path(__file__).parents[1] / "runtime" / "legacy"
+LEGACY = Path(__file__).with_name("legacy_tiny_unconditional_151d252.json")
 
 
 def eager(checkpoint_path):
@@ -100,20 +101,24 @@ def test_a_checkpoint_whose_classes_do_not_fit_its_model_is_refused(capsys, tiny
 
 
 def test_unconditional_export_is_the_file_written_before_conditioning(tmp_path):
-    """tests/runtime/legacy/ holds the tiny model as exported by commit 151d252, before class
-    conditioning existed. Today's training and exporter write the same bytes, apart from what the
-    exporter now strips (per-node stack traces with the exporting machine's paths) and the doc
-    string naming the checkpoint file."""
+    """legacy_tiny_unconditional_151d252.json records the tiny model (tests/conftest.py's tiny_trained)
+    as the code of commit 151d252, before class conditioning existed, exported it: the sha256 of the
+    file once the exporter's per-node notes and the doc string are removed (graph, weights, inputs,
+    metadata), its inputs and its ddpm metadata. Today's training and exporter must write that very
+    model; its samples are checked against images recorded before then in
+    tests/runtime/test_golden_samples.py."""
+    record = json.loads(LEGACY.read_text())
     ckpt = tmp_path / "tiny.pt"
     make_checkpoint(ckpt, "tiny", 12, steps=3)
     out = tmp_path / "tiny.onnx"
     export_onnx(load_source(ckpt), out)
     new = onnx.load(out)
-    old = onnx.load(LEGACY / "tiny-unconditional-151d252.onnx")
-    assert any(node.metadata_props for node in old.graph.node)  # the old file does carry them
     assert not any(node.metadata_props for node in new.graph.node)
     assert b"unet.py" not in out.read_bytes()  # no source paths of the exporting machine
-    for model in (old, new):
-        strip_source_locations(model)
-        model.doc_string = ""
-    assert old.SerializeToString() == new.SerializeToString()
+    assert [i.name for i in new.graph.input] == record["inputs"] == ["x", "t"]
+    document = next(p.value for p in new.metadata_props if p.key == "ddpm")
+    assert json.loads(document) == record["ddpm_metadata"]
+    assert "classes" not in record["ddpm_metadata"]
+    strip_source_locations(new)
+    new.doc_string = ""
+    assert hashlib.sha256(new.SerializeToString()).hexdigest() == record["canonical_sha256"]
