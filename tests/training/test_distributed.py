@@ -32,7 +32,17 @@ ARGS = [
     "3",
     "--device",
     "cpu",
+    "--precision",  # both runs the same: auto could time its way to different ones in two runs
+    "fp32",
 ]
+
+
+def torchrun(data, out, args) -> subprocess.CompletedProcess:
+    """`ddpm train` in 2 CPU processes of one thread each."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    module = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
+    command = [*module, "ddpm_training.cli", "train", str(data), "--out", str(out), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
 def fast_case(tmp_path):
@@ -56,23 +66,7 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path, case):
     assert run_ddpm(capsys, "train", data, "--out", single, *args).code == 0
 
     ddp = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "ddpm_training.cli",
-        "train",
-        str(data),
-        "--out",
-        str(ddp),
-        *args,
-    ]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    proc = torchrun(data, ddp, args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Only rank 0 writes and reports.
     assert proc.stdout.count("stopped at step 5") == 1
@@ -99,3 +93,16 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path, case):
     losses_a = [r["loss"] for r in a["history"]]
     losses_b = [r["loss"] for r in b["history"]]
     assert losses_b == pytest.approx(losses_a, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_precision_auto_under_torchrun_follows_rank_0(idx_dir, tmp_path):
+    """Every process times the steps (where bf16 hardware makes timing worth it) and all follow rank 0's
+    timings through a broadcast: a run that decided differently per rank would deadlock or diverge."""
+    args = [*ARGS[:-2], "--precision", "auto", "--max-steps", "2"]
+    proc = torchrun(idx_dir, tmp_path / "ddp", args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    assert ckpt["precision"]["requested"] == "auto"
+    assert ckpt["precision"]["bf16"] is ckpt["train_config"]["bf16"]
+    assert proc.stderr.count("precision: ") == 1  # rank 0 reports the choice, once

@@ -59,12 +59,18 @@ def test_run_folder_contents_and_checkpoint_format(capsys, idx_dir, tmp_path):
     assert not torch.equal(ckpt["ema"]["cv1.weight"], ckpt["model"]["cv1.weight"])
 
 
-@pytest.mark.parametrize("extra", [[], ["--class-conditional", "--label-dropout", "0.3"]], ids=["plain", "classes"])
+@pytest.mark.parametrize(
+    "extra",
+    [["--precision", "fp32"], ["--class-conditional", "--label-dropout", "0.3"], ["--precision", "bf16"]],
+    ids=["plain", "classes", "bf16"],
+)
 def test_resume_continues_exactly(capsys, idx_dir, tmp_path, extra):
     """N steps, stop, resume, M more == N + M uninterrupted steps, bit for bit on CPU (for a conditional
-    run the label dropout draws come from the checkpointed generator too)."""
+    run the label dropout draws come from the checkpointed generator too). The two runs name their
+    precision (auto could time its way to different ones); the resume names none and keeps the run's."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ["--warmup-steps", "3", "--seed", "7", "--checkpoint-every", "100", *extra]
+    precision = [] if "--precision" in extra else ["--precision", "fp32"]
+    common = ["--warmup-steps", "3", "--seed", "7", "--checkpoint-every", "100", *precision, *extra]
     assert train(capsys, idx_dir, straight, "--max-steps", "10", *common).code == 0
     assert train(capsys, idx_dir, split, "--max-steps", "4", *common).code == 0
     # Steps 4..9 cross an epoch boundary (64 images / batch 8 = 8 steps per epoch).
@@ -355,7 +361,7 @@ def test_fast_preset_resumes_exactly_on_16x16_data(capsys, tmp_path):
     np.save(data, make_images(48, 16))
     # (A cosine learning rate plans for each invocation's stop rule, so a run split at step 5 would
     # follow another schedule than one planned for 8 steps: exactness is a property of constant lr.)
-    common = ["--preset", "fast", "--batch-size", "8", "--loss-weighting", "min-snr"]
+    common = ["--preset", "fast", "--batch-size", "8", "--loss-weighting", "min-snr", "--precision", "fp32"]
     common += ["--num-preview", "2", "--preview-steps", "2", "--checkpoint-every", "100", "--seed", "3"]
     assert run_ddpm(capsys, "train", data, "--out", tmp_path / "a", *common, "--max-steps", "8").code == 0
     assert run_ddpm(capsys, "train", data, "--out", tmp_path / "b", *common, "--max-steps", "5").code == 0

@@ -22,6 +22,7 @@ from ddpm_runtime.schedule import SCHEDULE_KINDS, ScheduleConfig
 from .classes import DEFAULT_LABEL_DROPOUT
 from .config import DEFAULT_PRESET, PRESETS
 from .evaluation import DEFAULT_K, DEFAULT_SEED
+from .precision import DEFAULT_PRECISION, PRECISIONS
 from .run_settings import DEFAULT_RUN_FOLDER
 from .train_config import TrainConfig
 
@@ -158,10 +159,14 @@ def train_options(func):
     f"that classifier-free guidance needs.  [default: {DEFAULT_LABEL_DROPOUT}]",
 )
 @click.option(
-    "--bf16/--no-bf16",
+    "--precision",
+    type=click.Choice(PRECISIONS),
     default=None,
-    help=f"bfloat16 autocast for the forward pass.  [default: {'on' if _DEFAULTS.bf16 else 'off'}]",
+    help="fp32, bf16 (bfloat16 autocast for the forward pass), or auto: bf16 only where a few timed steps "
+    "show it faster on this machine (never on CPUs without bf16 instructions).  "
+    f"[default: {DEFAULT_PRECISION}, or the resumed checkpoint's]",
 )
+@click.option("--bf16/--no-bf16", default=None, help="Spellings of --precision bf16 / --precision fp32.")
 @train_options
 @click.pass_context
 def train_command(
@@ -176,6 +181,7 @@ def train_command(
     class_conditional,
     class_names,
     label_dropout,
+    precision,
     bf16,
     **values,
 ) -> None:
@@ -196,7 +202,10 @@ def train_command(
     if kind is not None:
         schedule_options["kind"] = kind
     if bf16 is not None:
-        train_options["bf16"] = bf16
+        spelled = "bf16" if bf16 else "fp32"
+        if precision not in (None, spelled):
+            raise click.UsageError(f"--{'' if bf16 else 'no-'}bf16 contradicts --precision {precision}")
+        precision = spelled
 
     names = None if class_names is None else parse_class_names_option(class_names)
     request = TrainRequest(
@@ -211,6 +220,7 @@ def train_command(
         class_conditional,
         names,
         label_dropout,
+        precision or DEFAULT_PRECISION,
     )
     progress = _Progress()
     callbacks = Callbacks(progress.start, progress.log, progress.step, progress.stopping)
@@ -347,6 +357,8 @@ class _Progress:
                 f"{trainer.data_info['num_images']:,} images ({trainer.device}, {trainer.dist.world_size} process(es))",
                 err=True,
             )
+            kept = ", kept from the resumed checkpoint" if trainer.step else ""
+            click.echo(f"precision: {trainer.precision.name}{kept} ({trainer.precision.reason})", err=True)
             self.bar = tqdm(
                 total=total if total < 2**62 else None,
                 initial=trainer.step,

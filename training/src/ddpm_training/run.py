@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
 import torch.distributed
+
+from ddpm_runtime.schedule import NoiseSchedule
 
 from .checkpoint import load_checkpoint
 from .data import load_images
+from .diffusion import ForwardProcess
 from .distributed import DistInfo, init_from_env, shutdown
 from .outputs import RunFolder
-from .run_settings import TrainRequest, data_limit, resolve_classes, resolve_settings
+from .precision import PrecisionChoice, choose_precision, detect_capabilities, step_timer
+from .run_settings import RunSettings, TrainRequest, data_limit, resolve_classes, resolve_settings
 from .trainer import LogRecord, Trainer, fit
 
 
@@ -53,10 +58,13 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     # Every process checks, so all of them fail alike on a bad folder instead of rank 0 exiting and
     # the others dying on a broken process group. Nothing is created until every input is validated.
     folder.check(request.resume)
+    precision = decide_precision(request, checkpoint, settings, device, info)
+    settings = replace(settings, train_config=replace(settings.train_config, bf16=precision.bf16))
     trainer = Trainer(
         settings.model_config, settings.schedule_config, settings.train_config, data, device, info, settings.classes
     )
     trainer.data_info["limit"] = limit
+    trainer.precision = precision
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, source=str(request.resume))
     folder.prepare()
@@ -83,6 +91,31 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     return RunSummary(
         folder.folder, checkpoint_path, trainer.step, reason, last_samples[-1] if last_samples else None, info
     )
+
+
+def decide_precision(
+    request: TrainRequest, checkpoint: dict | None, settings: RunSettings, device, info: DistInfo
+) -> PrecisionChoice:
+    """The run's precision. A resumed run keeps its own (the choice is part of the maths; an explicit
+    other one is refused by ``Trainer.load_state_dict``); a new run with auto times both on this machine,
+    every process alike, and all follow rank 0's timings, so they cannot decide differently."""
+    bf16 = settings.train_config.bf16
+    if checkpoint is not None:
+        saved = checkpoint.get("precision")
+        if saved is not None and PrecisionChoice.from_dict(saved).bf16 == bf16:
+            return PrecisionChoice.from_dict(saved)
+        return PrecisionChoice(request.precision, bf16, "a checkpoint that predates --precision")
+    if request.precision != "auto" or "bf16" in request.train_options:
+        return choose_precision("bf16" if bf16 else "fp32", detect_capabilities(device))
+    capabilities = detect_capabilities(device)
+    forward = ForwardProcess(NoiseSchedule.from_config(settings.schedule_config), device)
+    timer = step_timer(settings.model_config, forward, settings.train_config.batch_size // info.world_size, device)
+    if info.enabled and capabilities.device_type == "cpu" and capabilities.bf16:
+        measured = torch.tensor(timer(), dtype=torch.float64)
+        torch.distributed.broadcast(measured, src=0)
+        fp32_s, bf16_s = measured.tolist()
+        return choose_precision("auto", capabilities, lambda: (fp32_s, bf16_s))
+    return choose_precision("auto", capabilities, timer)
 
 
 __all__ = ["Callbacks", "RunSummary", "TrainRequest", "run_training"]

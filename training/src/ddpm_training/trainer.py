@@ -29,6 +29,7 @@ from .diffusion import ForwardProcess, noise_prediction_loss
 from .distributed import DistInfo, all_mean
 from .ema import EMA
 from .errors import TrainingError
+from .precision import PrecisionChoice
 from .train_config import TrainConfig
 from .unet import Unet
 
@@ -111,6 +112,9 @@ class Trainer:
         # learning rate reads it; with --max-minutes that makes the run depend on the machine's speed.
         self.progress = 0.0
         self.history: list[LogRecord] = []
+        # How bf16 was decided (run.py replaces this with --precision's outcome); saved in the checkpoint
+        precision = "bf16" if train_config.bf16 else "fp32"
+        self.precision = PrecisionChoice(precision, train_config.bf16, "TrainConfig.bf16")
         self._epoch_cache: tuple[int, torch.Tensor] | None = None
 
     # ---- one step
@@ -195,6 +199,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "elapsed_s": self.elapsed_s,
+            "precision": self.precision.to_dict(),
             "model": self.model.state_dict(),
             "ema": self.ema.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
