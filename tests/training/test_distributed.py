@@ -34,6 +34,8 @@ ARGS = [
     "cpu",
     "--precision",  # both runs the same: auto could time its way to different ones in two runs
     "fp32",
+    "--memory-format",
+    "contiguous",
 ]
 
 
@@ -96,13 +98,18 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path, case):
 
 
 @pytest.mark.slow
-def test_precision_auto_under_torchrun_follows_rank_0(idx_dir, tmp_path):
-    """Every process times the steps (where bf16 hardware makes timing worth it) and all follow rank 0's
-    timings through a broadcast: a run that decided differently per rank would deadlock or diverge."""
-    args = [*ARGS[:-2], "--precision", "auto", "--max-steps", "2"]
+def test_auto_compute_under_torchrun_follows_rank_0(idx_dir, tmp_path):
+    """Every process times the steps and all follow rank 0's timings through a broadcast: a run whose
+    ranks decided differently would diverge (or, with bf16 on one rank only, fail)."""
+    args = [*ARGS[:-4], "--precision", "auto", "--memory-format", "auto", "--max-steps", "2"]
     proc = torchrun(idx_dir, tmp_path / "ddp", args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
-    assert ckpt["precision"]["requested"] == "auto"
-    assert ckpt["precision"]["bf16"] is ckpt["train_config"]["bf16"]
-    assert proc.stderr.count("precision: ") == 1  # rank 0 reports the choice, once
+    compute = ckpt["compute"]
+    assert (compute["precision"], compute["layout"]) == ("auto", "auto")
+    assert (compute["bf16"], compute["channels_last"]) == (
+        ckpt["train_config"]["bf16"],
+        ckpt["train_config"]["channels_last"],
+    )
+    assert "fp32 contiguous" in compute["seconds"] and "fp32 channels_last" in compute["seconds"]
+    assert proc.stderr.count("compute: ") == 1  # rank 0 reports the choice, once

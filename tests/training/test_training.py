@@ -61,15 +61,20 @@ def test_run_folder_contents_and_checkpoint_format(capsys, idx_dir, tmp_path):
 
 @pytest.mark.parametrize(
     "extra",
-    [["--precision", "fp32"], ["--class-conditional", "--label-dropout", "0.3"], ["--precision", "bf16"]],
-    ids=["plain", "classes", "bf16"],
+    [
+        ["--precision", "fp32"],
+        ["--class-conditional", "--label-dropout", "0.3"],
+        ["--precision", "bf16", "--memory-format", "channels_last"],
+    ],
+    ids=["plain", "classes", "bf16-channels-last"],
 )
 def test_resume_continues_exactly(capsys, idx_dir, tmp_path, extra):
     """N steps, stop, resume, M more == N + M uninterrupted steps, bit for bit on CPU (for a conditional
     run the label dropout draws come from the checkpointed generator too). The two runs name their
-    precision (auto could time its way to different ones); the resume names none and keeps the run's."""
+    precision and layout (auto could time its way to different ones); the resume names none and keeps
+    the run's."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    precision = [] if "--precision" in extra else ["--precision", "fp32"]
+    precision = [] if "--precision" in extra else ["--precision", "fp32", "--memory-format", "contiguous"]
     common = ["--warmup-steps", "3", "--seed", "7", "--checkpoint-every", "100", *precision, *extra]
     assert train(capsys, idx_dir, straight, "--max-steps", "10", *common).code == 0
     assert train(capsys, idx_dir, split, "--max-steps", "4", *common).code == 0
@@ -361,7 +366,8 @@ def test_fast_preset_resumes_exactly_on_16x16_data(capsys, tmp_path):
     np.save(data, make_images(48, 16))
     # (A cosine learning rate plans for each invocation's stop rule, so a run split at step 5 would
     # follow another schedule than one planned for 8 steps: exactness is a property of constant lr.)
-    common = ["--preset", "fast", "--batch-size", "8", "--loss-weighting", "min-snr", "--precision", "fp32"]
+    common = ["--preset", "fast", "--batch-size", "8", "--loss-weighting", "min-snr"]
+    common += ["--precision", "fp32", "--memory-format", "contiguous"]
     common += ["--num-preview", "2", "--preview-steps", "2", "--checkpoint-every", "100", "--seed", "3"]
     assert run_ddpm(capsys, "train", data, "--out", tmp_path / "a", *common, "--max-steps", "8").code == 0
     assert run_ddpm(capsys, "train", data, "--out", tmp_path / "b", *common, "--max-steps", "5").code == 0

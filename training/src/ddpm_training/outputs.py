@@ -87,7 +87,7 @@ class RunFolder:
             "model_config": trainer.model_config.to_dict(),
             "schedule": trainer.schedule.config.to_dict(),
             "train_config": trainer.config.to_dict(),
-            "precision": trainer.precision.to_dict(),
+            "compute": trainer.compute.to_dict(),
             "data": trainer.data_info,
             "step": trainer.step,
         }

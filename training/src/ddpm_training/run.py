@@ -12,11 +12,11 @@ import torch.distributed
 from ddpm_runtime.schedule import NoiseSchedule
 
 from .checkpoint import load_checkpoint
+from .compute import ComputeChoice, Timer, choose_compute, detect_capabilities, step_timer
 from .data import load_images
 from .diffusion import ForwardProcess
 from .distributed import DistInfo, init_from_env, shutdown
 from .outputs import RunFolder
-from .precision import PrecisionChoice, choose_precision, detect_capabilities, step_timer
 from .run_settings import RunSettings, TrainRequest, data_limit, resolve_classes, resolve_settings
 from .trainer import LogRecord, Trainer, fit
 
@@ -58,13 +58,14 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     # Every process checks, so all of them fail alike on a bad folder instead of rank 0 exiting and
     # the others dying on a broken process group. Nothing is created until every input is validated.
     folder.check(request.resume)
-    precision = decide_precision(request, checkpoint, settings, device, info)
-    settings = replace(settings, train_config=replace(settings.train_config, bf16=precision.bf16))
+    compute = decide_compute(request, checkpoint, settings, device, info)
+    train_config = replace(settings.train_config, bf16=compute.bf16, channels_last=compute.channels_last)
+    settings = replace(settings, train_config=train_config)
     trainer = Trainer(
         settings.model_config, settings.schedule_config, settings.train_config, data, device, info, settings.classes
     )
     trainer.data_info["limit"] = limit
-    trainer.precision = precision
+    trainer.compute = compute
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, source=str(request.resume))
     folder.prepare()
@@ -93,29 +94,45 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     )
 
 
-def decide_precision(
+def decide_compute(
     request: TrainRequest, checkpoint: dict | None, settings: RunSettings, device, info: DistInfo
-) -> PrecisionChoice:
-    """The run's precision. A resumed run keeps its own (the choice is part of the maths; an explicit
-    other one is refused by ``Trainer.load_state_dict``); a new run with auto times both on this machine,
-    every process alike, and all follow rank 0's timings, so they cannot decide differently."""
-    bf16 = settings.train_config.bf16
+) -> ComputeChoice:
+    """The run's precision and memory layout (compute.py). A resumed run keeps its own, so that it goes
+    on bit for bit (another precision is refused by ``Trainer.load_state_dict``: it is part of the maths);
+    a new run times what is auto on this machine, every process alike, and all follow rank 0's timings,
+    so they cannot decide differently."""
+    config = settings.train_config
     if checkpoint is not None:
-        saved = checkpoint.get("precision")
-        if saved is not None and PrecisionChoice.from_dict(saved).bf16 == bf16:
-            return PrecisionChoice.from_dict(saved)
-        return PrecisionChoice(request.precision, bf16, "a checkpoint that predates --precision")
-    if request.precision != "auto" or "bf16" in request.train_options:
-        return choose_precision("bf16" if bf16 else "fp32", detect_capabilities(device))
-    capabilities = detect_capabilities(device)
+        saved = checkpoint.get("compute")
+        if saved is not None and (saved["bf16"], saved["channels_last"]) == (config.bf16, config.channels_last):
+            return ComputeChoice.from_dict(saved)
+        precision, layout = (
+            ("bf16" if config.bf16 else "fp32"),
+            ("channels_last" if config.channels_last else "contiguous"),
+        )
+        return ComputeChoice(precision, layout, config.bf16, config.channels_last, "the resumed run's, or as given")
+    options = request.train_options  # a library caller may set bf16 / channels_last directly
+    precision = ("bf16" if config.bf16 else "fp32") if "bf16" in options else request.precision
+    layout = (
+        ("channels_last" if config.channels_last else "contiguous") if "channels_last" in options else request.layout
+    )
     forward = ForwardProcess(NoiseSchedule.from_config(settings.schedule_config), device)
-    timer = step_timer(settings.model_config, forward, settings.train_config.batch_size // info.world_size, device)
-    if info.enabled and capabilities.device_type == "cpu" and capabilities.bf16:
-        measured = torch.tensor(timer(), dtype=torch.float64)
-        torch.distributed.broadcast(measured, src=0)
-        fp32_s, bf16_s = measured.tolist()
-        return choose_precision("auto", capabilities, lambda: (fp32_s, bf16_s))
-    return choose_precision("auto", capabilities, timer)
+    timer = step_timer(settings.model_config, forward, config.batch_size // info.world_size, device)
+    return choose_compute(precision, layout, detect_capabilities(device), rank0_timings(timer, info, device))
+
+
+def rank0_timings(timer: Timer, info: DistInfo, device) -> Timer:
+    """Under torchrun every process times (as it will train: beside the others) and takes rank 0's figures."""
+    if not info.enabled:
+        return timer
+
+    def shared(variants):
+        measured = timer(variants)
+        values = torch.tensor([measured[v] for v in variants], dtype=torch.float64, device=device)
+        torch.distributed.broadcast(values, src=0)
+        return dict(zip(variants, values.tolist(), strict=True))
+
+    return shared
 
 
 __all__ = ["Callbacks", "RunSummary", "TrainRequest", "run_training"]

@@ -15,10 +15,10 @@ from ddpm_runtime.schedule import ScheduleConfig
 
 from .checkpoint import checkpoint_configs
 from .classes import ClassConditioning, resolve_class_names
+from .compute import DEFAULT_LAYOUT, DEFAULT_PRECISION
 from .config import DEFAULT_PRESET, UNetConfig, preset
 from .data import ImageData
 from .errors import TrainingError
-from .precision import DEFAULT_PRECISION
 from .train_config import STOP_FIELDS, TrainConfig
 
 DEFAULT_RUN_FOLDER = Path("runs/ddpm")  # where `ddpm train` writes when neither --out nor --resume says
@@ -39,8 +39,9 @@ class TrainRequest:
     class_conditional: bool = False  # --class-conditional; a resumed run keeps what it was
     class_names: tuple[str, ...] | None = None  # --class-names, parsed
     label_dropout: float | None = None  # --label-dropout; default: classes.DEFAULT_LABEL_DROPOUT
-    # --precision: fp32 or bf16 as asked; auto measures both for a new run (run.py) and keeps a resumed one's
+    # --precision and --memory-format: as asked; auto measures for a new run (run.py) and keeps a resumed one's
     precision: str = DEFAULT_PRECISION
+    layout: str = DEFAULT_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,12 @@ def resolve_settings(
     """The run's model, schedule, training settings and folder (see the module docstring for precedence).
     ``classes``: what ``resolve_classes`` decided; their number sets the model's classes."""
     num_classes = classes.num_classes if classes else 0
-    if request.precision != "auto":  # an explicit precision is a training option like any other
-        request = replace(request, train_options={**request.train_options, "bf16": request.precision == "bf16"})
+    explicit = {}  # an explicit precision or layout is a training option like any other
+    if request.precision != "auto":
+        explicit["bf16"] = request.precision == "bf16"
+    if request.layout != "auto":
+        explicit["channels_last"] = request.layout == "channels_last"
+    request = replace(request, train_options={**request.train_options, **explicit})
     if checkpoint is None:
         model_config = preset(request.preset or DEFAULT_PRESET).with_image(channels, image_size)
         model_config = model_config.with_classes(num_classes)

@@ -23,6 +23,8 @@ class TrainConfig:
     min_snr_gamma: float = 5.0  # the paper's gamma
     lr_schedule: str = "constant"  # after warm-up: "constant" (the seed's) or "cosine" to 0 at the planned end
     seed: int = 0  # data order, timesteps, noise and initial weights all follow from it
+    # --- how the step computes without changing the maths (the order of float operations only)
+    channels_last: bool = False  # NHWC weights and batches, which oneDNN's convolutions take without reordering
     # --- when to stop (the first one reached) and what to write; free to change on resume
     epochs: float | None = None  # passes over the data; with no stop given at all, 5 epochs (the seed)
     max_steps: int | None = None  # total optimiser steps, counted from the start of the run

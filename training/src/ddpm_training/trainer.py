@@ -23,13 +23,13 @@ from ddpm_runtime.images import to_model_range
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 
 from .classes import ClassConditioning
+from .compute import ComputeChoice
 from .config import UNetConfig
 from .data import ImageData
 from .diffusion import ForwardProcess, noise_prediction_loss
 from .distributed import DistInfo, all_mean
 from .ema import EMA
 from .errors import TrainingError
-from .precision import PrecisionChoice
 from .train_config import TrainConfig
 from .unet import Unet
 
@@ -93,7 +93,8 @@ class Trainer:
         self.local_batch = train_config.batch_size // dist_info.world_size
 
         torch.manual_seed(train_config.seed)  # initial weights
-        self.model = Unet(model_config).to(self.device)
+        self.memory_format = torch.channels_last if train_config.channels_last else torch.contiguous_format
+        self.model = Unet(model_config).to(self.device, memory_format=self.memory_format)
         self.ema = EMA(self.model, train_config.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
         self.ddp = (
@@ -112,9 +113,10 @@ class Trainer:
         # learning rate reads it; with --max-minutes that makes the run depend on the machine's speed.
         self.progress = 0.0
         self.history: list[LogRecord] = []
-        # How bf16 was decided (run.py replaces this with --precision's outcome); saved in the checkpoint
+        # How precision and layout were decided (run.py replaces this with the options' outcome); checkpointed
         precision = "bf16" if train_config.bf16 else "fp32"
-        self.precision = PrecisionChoice(precision, train_config.bf16, "TrainConfig.bf16")
+        layout = "channels_last" if train_config.channels_last else "contiguous"
+        self.compute = ComputeChoice(precision, layout, train_config.bf16, train_config.channels_last, "TrainConfig")
         self._epoch_cache: tuple[int, torch.Tensor] | None = None
 
     # ---- one step
@@ -144,12 +146,14 @@ class Trainer:
         t = torch.randint(0, self.schedule.num_timesteps, (batch_size,), generator=self.generator)
         noise = torch.randn(shape, generator=self.generator)
         x0 = to_model_range(self.images[indices[rows]].permute(0, 3, 1, 2).float())  # (b, C, H, W) in [-1, 1]
+        x0 = x0.contiguous(memory_format=self.memory_format)
         y = None
         if self.labels is not None:
             # Drawn after t and noise, and only here: an unconditional run's random numbers are untouched.
             dropped = torch.rand((batch_size,), generator=self.generator) < self.classes.label_dropout
             y = torch.where(dropped[rows].to(self.device), self.model_config.null_class, self.labels[indices[rows]])
-        return x0, noise[rows].to(self.device), t[rows].to(self.device), y
+        noise = noise[rows].to(self.device).contiguous(memory_format=self.memory_format)
+        return x0, noise, t[rows].to(self.device), y
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step; returns the (detached) loss of this process's batch."""
@@ -199,7 +203,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "elapsed_s": self.elapsed_s,
-            "precision": self.precision.to_dict(),
+            "compute": self.compute.to_dict(),
             "model": self.model.state_dict(),
             "ema": self.ema.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
