@@ -1,28 +1,33 @@
 """Sampling throughput: ddpm-run (NumPy sampler + ONNX Runtime) against a torch-eager loop like the seed's.
 
-Same model weights, sampler (DDPM, the seed's equations), step count and batch size; alternating
-rounds in one process; printed as images per second and a ratio against the seed-style loop.
+Same model weights and number of model calls per image; alternating rounds in one process; printed as
+seconds per image, GFLOP/s, the share of the FP32 matmul peak measured in this process and a ratio
+against the seed-style loop, under a header naming the machine (bench/machine.py). ddpm-run runs its
+default sampler (DPM-Solver++(2M) SDE) as it shipped before the portable-speed work (GroupNorm as
+torch exports it, batch 64) and as it is now (GroupNorm as LayerNormalization, export/onnx_graph.py,
+and the default batch of 16); the torch loops run the seed's DDPM steps, respaced to the same count.
 
 The seed-style loop is the seed's ``generate`` at batch size B: the seed's Unet (nn.MultiheadAttention),
 ``torch.no_grad()``, and ``DiffusionReverseProcess.sample_prev_timestep`` (respaced when --steps < T,
 alpha_t = alpha_bar_t / alpha_bar_prev, exactly as the NumPy sampler does).
 
-    python bench/sample_throughput.py --checkpoint runs/NAME/checkpoint.pt     # or random seed-small weights
+    python bench/sample_throughput.py --checkpoint runs/NAME/checkpoint.pt     # or random `fast` weights
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
+from machine import describe, forward_flops, matmul_peak_gflops  # bench/ is on sys.path as a script
 
-from ddpm_export.onnx_export import export_onnx
+from ddpm_export.onnx_export import export_onnx, to_onnx_proto
 from ddpm_export.source import load_source
 from ddpm_runtime.generate import SamplingSettings, generate
 from ddpm_runtime.onnx_model import load_onnx_model
@@ -34,7 +39,7 @@ from ddpm_training.data import ImageData
 from ddpm_training.train_config import TrainConfig
 from ddpm_training.trainer import Trainer
 
-from seed_baseline import seed_style_unet  # bench/ is on sys.path when run as a script
+from seed_baseline import seed_style_unet
 
 
 def seed_style_generate(model, schedule: NoiseSchedule, timesteps, batch: int, shape, generator) -> torch.Tensor:
@@ -66,39 +71,54 @@ def random_checkpoint(folder: Path, preset_name: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="default: random seed-small weights")
-    parser.add_argument("--preset", default="seed-small", help="for the random checkpoint")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=10, help="DDPM steps (respaced) per run")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: random weights of --preset")
+    parser.add_argument("--preset", default="fast", help="for the random checkpoint")
+    parser.add_argument("--batch-size", type=int, default=SamplingSettings().batch_size, help="ddpm-run now")
+    parser.add_argument("--before-batch-size", type=int, default=64, help="ddpm-run's default before")
+    parser.add_argument("--images", type=int, default=64, help="images per loop and round")
+    parser.add_argument("--steps", type=int, default=20, help="model calls per image")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--opset", type=int, default=23)
     args = parser.parse_args()
 
+    peak = matmul_peak_gflops()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         checkpoint = args.checkpoint or random_checkpoint(tmp, args.preset)
         source = load_source(checkpoint)
         export_onnx(source, tmp / "model.onnx", opset=args.opset)
-        onnx_model = load_onnx_model(tmp / "model.onnx", "cpu")
+        onnx.save(to_onnx_proto(source, args.opset, group_norm_rewrite=False), tmp / "before.onnx")
+        now, before = load_onnx_model(tmp / "model.onnx", "cpu"), load_onnx_model(tmp / "before.onnx", "cpu")
         config = source.model_config
         seed_model = seed_style_unet(config).eval()
         seed_model.load_state_dict(source.model.state_dict())
         schedule = NoiseSchedule.from_config(source.schedule)
         timesteps = spaced_timesteps(schedule.num_timesteps, args.steps)
         shape = (config.im_channels, config.image_size, config.image_size)
-        settings = SamplingSettings(args.batch_size, args.batch_size, "ddpm", args.steps, 0)
         generator = torch.Generator().manual_seed(0)
+        # Counted on the seed-style model (the same maths): FlopCounterMode does not count SDPA's CPU kernel.
+        flops_per_image = forward_flops(seed_model.train(), torch.zeros(1, *shape), torch.zeros(1)) * args.steps
+        seed_model.eval()
 
+        def torch_loop(model, batch):
+            def run():
+                for first in range(0, args.images, batch):
+                    count = min(batch, args.images - first)
+                    seed_style_generate(model, schedule, timesteps, count, shape, generator)
+
+            return run
+
+        def ddpm_run(model, batch):
+            settings = SamplingSettings(args.images, batch, steps=args.steps)
+            return lambda: generate(model, model.metadata, settings)
+
+        b, before_b = args.batch_size, args.before_batch_size
         loops = {
-            "seed-style torch loop (nn.MultiheadAttention)": lambda: seed_style_generate(
-                seed_model, schedule, timesteps, args.batch_size, shape, generator
-            ),
-            "same loop, our torch model (SDPA)": lambda: seed_style_generate(
-                source.model, schedule, timesteps, args.batch_size, shape, generator
-            ),
-            f"ddpm-run: NumPy + ONNX Runtime (opset {args.opset})": lambda: generate(
-                onnx_model, onnx_model.metadata, settings
-            ),
+            f"seed-style torch loop (nn.MultiheadAttention), batch {before_b}": torch_loop(seed_model, before_b),
+            f"same loop, our torch model (SDPA), batch {before_b}": torch_loop(source.model, before_b),
+            f"ddpm-run before: GroupNorm as exported, batch {before_b}": ddpm_run(before, before_b),
+            f"ddpm-run: GroupNorm as LayerNorm, batch {before_b}": ddpm_run(now, before_b),
+            f"ddpm-run now: GroupNorm as LayerNorm, batch {b}": ddpm_run(now, b),
         }
         for run in loops.values():  # warm-up
             run()
@@ -107,23 +127,21 @@ def main() -> None:
             for name, run in loops.items():
                 start = time.perf_counter()
                 run()
-                seconds[name].append(time.perf_counter() - start)
+                seconds[name].append((time.perf_counter() - start) / args.images)
 
+    print(describe(peak))
     print(
         f"{config.to_dict()['down_ch']} U-Net from {checkpoint.name if args.checkpoint else 'random ' + args.preset}; "
-        f"sampler ddpm, {args.steps} steps, batch {args.batch_size}"
+        f"{args.images} images, {args.steps} model calls each ({flops_per_image / 1e9:.2f} GFLOP per image); "
+        f"onnxruntime {__import__('onnxruntime').__version__} (opset {args.opset}); median of {args.rounds} rounds\n"
     )
-    print(
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"onnxruntime {__import__('onnxruntime').__version__}, "
-        f"{platform.machine()}; median of {args.rounds} rounds\n"
-    )
-    print(f"{'loop':52s} {'s/batch':>8s} {'img/s':>7s} {'vs seed':>8s}")
+    print(f"{'loop':58s} {'s/image':>8s} {'GFLOP/s':>8s} {'% peak':>7s} {'vs seed':>8s}")
     baseline = None
     for name, values in seconds.items():
-        per_batch = statistics.median(values)
-        baseline = baseline or per_batch
-        print(f"{name:52s} {per_batch:8.2f} {args.batch_size / per_batch:7.1f} {baseline / per_batch:7.2f}x")
+        per_image = statistics.median(values)
+        baseline = baseline or per_image
+        gflops = flops_per_image / per_image / 1e9
+        print(f"{name:58s} {per_image:8.4f} {gflops:8.1f} {gflops / peak:7.1%} {baseline / per_image:7.2f}x")
 
 
 if __name__ == "__main__":

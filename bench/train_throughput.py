@@ -8,31 +8,40 @@ pixels at a time (as ``CustomMnistDataset.__getitem__`` + ``ToTensor``; here fro
 instead of a pandas row lookup, which only makes the baseline faster), a shuffling DataLoader, the
 seed's Unet with ``nn.MultiheadAttention`` called as the seed calls it (bench/seed_baseline.py), its
 forward process, MSE, ``loss.item()`` every step.
-Ours: ``Trainer.train_step`` with its defaults, which also do EMA and gradient clipping.
+Ours: ``Trainer.train_step`` with its defaults, which also do EMA and gradient clipping, in each
+precision and memory layout that ``--precision auto --memory-format auto`` chooses between, and the
+choice ``ddpm train`` makes on this machine (its own short timing, printed before the table).
+
+Printed with the machine (bench/machine.py): CPU, ISA level, bf16 instructions, threads, the FLOPs
+of one forward + backward step, the GFLOP/s reached and the share of the FP32 matmul peak measured in
+this process.
 
     python bench/train_throughput.py                      # seed-small, batch 128, Fashion-MNIST
-    python bench/train_throughput.py --bf16 --steps 5
+    python bench/train_throughput.py --batch-size 64 --bf16 --also fast
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 python bench/train_throughput.py ...
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from machine import describe, matmul_peak_gflops, training_step_flops  # bench/ is on sys.path as a script
 from torch.utils.data import DataLoader, Dataset
 
-from ddpm_runtime.schedule import ScheduleConfig
+from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
+from ddpm_training.compute import choose_compute, detect_capabilities, step_timer, variant_name
 from ddpm_training.config import preset
 from ddpm_training.data import ImageData, load_images
+from ddpm_training.diffusion import ForwardProcess
 from ddpm_training.train_config import TrainConfig
 from ddpm_training.trainer import Trainer
 
-from seed_baseline import seed_add_noise, seed_style_unet  # bench/ is on sys.path when run as a script
+from seed_baseline import seed_add_noise, seed_style_unet
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -111,14 +120,29 @@ def main() -> None:
         data = ImageData(rng.integers(0, 256, (args.limit, 28, 28, 1), dtype=np.uint8), None, "random")
     config = preset(args.preset).with_image(data.channels, data.image_size)
 
+    peak = matmul_peak_gflops()
     loops = {"seed loop (eager, nn.MultiheadAttention)": SeedLoop(data, config, args.batch_size).step}
-    variants = [("ours (fp32)", False)] + ([("ours (bf16 autocast)", True)] if args.bf16 else [])
-    for preset_name in [args.preset, *filter(None, args.also.split(","))]:
+    flops = {}
+    precisions = [False, True] if args.bf16 else [False]
+    presets = [args.preset, *filter(None, args.also.split(","))]
+    choices, preset_flops = [], {}
+    for preset_name in presets:
         preset_config = preset(preset_name).with_image(data.channels, data.image_size)
-        for name, bf16 in variants:
-            train_config = TrainConfig(batch_size=args.batch_size, bf16=bf16)
-            label = name if preset_name == args.preset else f"{name}, preset {preset_name}"
-            loops[label] = Trainer(preset_config, ScheduleConfig(), train_config, data).train_step
+        forward = ForwardProcess(NoiseSchedule.from_config(ScheduleConfig()))
+        timer = step_timer(preset_config, forward, args.batch_size, torch.device("cpu"))
+        choice = choose_compute("auto", "auto", detect_capabilities(torch.device("cpu")), timer)
+        choices.append(f"{preset_name}: {choice.name} ({choice.reason})")
+        x = torch.zeros(args.batch_size, data.channels, data.image_size, data.image_size)
+        # Counted on the seed-style model (the same maths): FlopCounterMode does not count SDPA's CPU kernel.
+        step_flops = training_step_flops(seed_style_unet(preset_config).train(), x, torch.zeros(args.batch_size))
+        preset_flops[preset_name] = step_flops
+        for bf16 in precisions:
+            for channels_last in (False, True):
+                train_config = TrainConfig(batch_size=args.batch_size, bf16=bf16, channels_last=channels_last)
+                label = f"ours, {preset_name}, {variant_name(bf16, channels_last)}"
+                loops[label] = Trainer(preset_config, ScheduleConfig(), train_config, data).train_step
+                flops[label] = step_flops
+    flops[next(iter(loops))] = preset_flops[args.preset]
 
     for step in loops.values():  # warm-up: allocator, kernels, first DataLoader iterator
         step()
@@ -127,15 +151,26 @@ def main() -> None:
         for name, step in loops.items():
             seconds[name].append(time_steps(step, args.steps))
 
+    print(describe(peak))
     print(f"preset {args.preset}, batch {args.batch_size}, data {data.source} ({data.num_images} images)")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print(f"{args.rounds} rounds x {args.steps} timed steps per loop, median step time\n")
+    print(f"{args.rounds} rounds x {args.steps} timed steps per loop, median step time")
+    print("ddpm train's choice with --precision auto --memory-format auto:")
+    for line in choices:
+        print(f"  {line}")
+    print()
     baseline = None
-    print(f"{'loop':48s} {'s/step':>8s} {'img/s':>8s} {'vs seed':>8s}")
+    header = f"{'loop':44s} {'s/step':>7s} {'img/s':>7s} {'GFLOP/s':>8s} {'% peak':>7s} {'vs seed':>8s}"
+    print(header)
     for name, values in seconds.items():
         per_step = statistics.median(values)
         baseline = baseline or per_step
-        print(f"{name:48s} {per_step:8.2f} {args.batch_size / per_step:8.1f} {baseline / per_step:7.2f}x")
+        gflops = flops[name] / per_step / 1e9
+        print(
+            f"{name:44s} {per_step:7.3f} {args.batch_size / per_step:7.1f} {gflops:8.1f} {gflops / peak:7.1%} "
+            f"{baseline / per_step:7.2f}x"
+        )
+    counted = ", ".join(f"{name} {count / 1e9:.1f}" for name, count in preset_flops.items())
+    print(f"\nGFLOP per forward + backward step at batch {args.batch_size} (FlopCounterMode): {counted}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ from .timesteps import DEFAULT_RHO, SPACINGS, sampling_timesteps
 @dataclass(frozen=True)
 class SamplingSettings:
     num_images: int = 16
-    batch_size: int = 64  # images per model call; the images do not depend on it
+    # Images per model call; the images do not depend on it. Small batches keep a call's activations in
+    # the CPU's caches: the fast preset at 20 calls took 0.040 s/image at 16 against 0.048 at 64 and 100
+    # (AVX-512 CPU, 2 cores; BENCHMARKS.md, "Portable speed"). With guidance a call holds twice as many rows.
+    batch_size: int = 16
     # The best measured at 20 model calls or fewer (BENCHMARKS.md, "Few-step sampling"): FID 21.6 on a
     # model trained with the CPU recipe, against 22.5 for the seed's ancestral sampler at 100 steps.
     sampler: str = "dpm-solver++-sde"  # a name in samplers.REGISTRY
