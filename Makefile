@@ -64,7 +64,7 @@ demo: install install-runtime $(DATA)
 	@echo "grid from the torch-free runtime: $(DEMO_OUT)/samples-onnx/grid.png"
 
 bench: install $(DATA)
-	$(PY) bench/train_throughput.py --batch-size 64 --bf16 --also fast
+	$(PY) bench/train_throughput.py --batch-size 64 --with-bf16 --also fast
 	$(PY) bench/sample_throughput.py
 
 clean:

@@ -17,7 +17,7 @@ of one forward + backward step, the GFLOP/s reached and the share of the FP32 ma
 this process.
 
     python bench/train_throughput.py                      # seed-small, batch 128, Fashion-MNIST
-    python bench/train_throughput.py --batch-size 64 --bf16 --also fast
+    python bench/train_throughput.py --batch-size 64 --with-bf16 --also fast
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 python bench/train_throughput.py ...
 """
 
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round and loop")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--bf16", action="store_true", help="also time our trainer with bf16 autocast")
+    parser.add_argument("--with-bf16", action="store_true", help="also time our trainer with bf16 autocast")
     parser.add_argument("--limit", type=int, default=10_000)
     args = parser.parse_args()
 
@@ -123,7 +123,7 @@ def main() -> None:
     peak = matmul_peak_gflops()
     loops = {"seed loop (eager, nn.MultiheadAttention)": SeedLoop(data, config, args.batch_size).step}
     flops = {}
-    precisions = [False, True] if args.bf16 else [False]
+    precisions = [False, True] if args.with_bf16 else [False]
     presets = [args.preset, *filter(None, args.also.split(","))]
     choices, preset_flops = [], {}
     for preset_name in presets:

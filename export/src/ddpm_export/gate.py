@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddpm_runtime.files import ensure_writable_dir, staged_file
+from ddpm_runtime.files import check_free_space, ensure_writable_dir, staged_file
 
 from .errors import ExportError, ParityError
 from .parity import EpsFn, ParityReport, check_parity
@@ -76,6 +76,7 @@ def gate_and_write(
     if not atol >= 0 or atol == float("inf"):  # NaN fails the first test
         raise ExportError(f"--atol must be a finite number >= 0, got {atol}")
     report = None
+    check_free_space(out, len(model_bytes))  # before the parity gate's work, not after it
     with staged_file(out) as staged:
         staged.write_bytes(model_bytes)
         candidate = open_candidate(staged)  # the loader's own checks run even with --no-check

@@ -15,8 +15,10 @@ from .class_request import DEFAULT_NUM_IMAGES, DEFAULT_PER_CLASS
 from .classes import ALL_CLASSES
 from .cli_main import run_cli
 from .devices import DEVICES
+from .errors import UserError
 from .generate import SamplingSettings
 from .guidance import DEFAULT_GUIDANCE_SCALE
+from .jobs import JOB_FOLDER
 from .samplers import REGISTRY, all_options
 from .timesteps import SPACINGS
 
@@ -138,6 +140,18 @@ def sampler_options(func):
     is_flag=True,
     help="Replace an earlier run's grid.png, images/, samples.npz and samples.csv in --out (nothing else).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help=f"Continue the stopped job in --out ({JOB_FOLDER}/: its finished batches) with the same model and "
+    "options; without a stopped job, start one.",
+)
+@click.option(
+    "--shard",
+    default=None,
+    help="K/N: sample only shard K of N (contiguous batches) into --out; `ddpm-run merge` joins the N folders "
+    "into the outputs of one run.",
+)
 def sample_command(
     model,
     num_images,
@@ -155,13 +169,16 @@ def sample_command(
     out,
     write_csv,
     overwrite,
+    resume,
+    shard,
     **options,
 ) -> None:
     """Generate images from MODEL (an ONNX file written by `ddpm export-onnx`)."""
     from .class_request import class_request
-    from .generate import generate
+    from .generate import batch_ranges, generate_batches
+    from .jobs import SamplingJob, Shard, file_sha256, job_spec, spec_differences
     from .onnx_model import load_onnx_model
-    from .outputs import check_output_folder, write_samples
+    from .outputs import check_output_folder
 
     given = {name: value for name, value in options.items() if value is not None}
     eps_model = load_onnx_model(model, device, threads)
@@ -181,27 +198,125 @@ def sample_command(
     num_timesteps = eps_model.metadata.schedule.num_timesteps
     settings.validate(num_timesteps)
     settings.validate_classes(eps_model.metadata, str(model))
+    shard = None if shard is None else Shard.parse(shard)
     check_output_folder(out, overwrite, inputs=[model])
+    ranges = batch_ranges(settings.num_images, settings.batch_size)
+    outputs = {"labels": request.labels, "columns": request.per_class, "class_names": request.class_names}
+    spec = job_spec(file_sha256(model), settings, outputs, shard, len(ranges))
+    job = SamplingJob(out)
+    saved = job.read_spec()
+    if saved is not None:
+        done = len(job.finished())
+        if not resume:
+            raise UserError(
+                f"{out}: holds a stopped sampling job ({done} of {saved['num_batches']} batches done); pass "
+                f"--resume to continue it with the same options, delete {job.folder} to drop it, or choose "
+                "another --out"
+            )
+        differences = spec_differences(saved, spec) + (["--shard"] if saved["shard"] != spec["shard"] else [])
+        if differences:
+            raise UserError(
+                f"{out}: its stopped job differs in {', '.join(differences)}; --resume continues a job with the "
+                "same model and options"
+            )
+    else:
+        job.start(spec)
+    wanted = list(shard.batches(len(ranges)) if shard else range(len(ranges)))
+    todo = [b for b in wanted if b not in job.finished()]
     total_steps = settings.resolved_steps(num_timesteps)
-    num_images = settings.num_images
-    batches = -(-num_images // batch_size)
+    part = f", shard {shard}: batches {wanted[0] + 1}..{wanted[-1] + 1}" if shard and wanted else ""
+    kept = f", {len(wanted) - len(todo)} already done" if len(todo) < len(wanted) else ""
     click.echo(
-        f"{model}: {sampler}, {total_steps} steps, {num_images} images in {batches} batch(es){request.describe()}, "
-        f"provider {eps_model.provider}",
+        f"{model}: {sampler}, {total_steps} steps, {settings.num_images} images in {len(ranges)} batch(es)"
+        f"{request.describe()}{part}{kept}, provider {eps_model.provider}",
         err=True,
     )
-    with click.progressbar(
-        length=batches * total_steps,
-        label="sampling",
-        file=sys.stderr,
-        item_show_func=lambda b: None if b is None else f"batch {b + 1}/{batches}",
-    ) as bar:
-        images = generate(eps_model, eps_model.metadata, settings, on_step=lambda b, i: bar.update(1, b))
-    write_samples(
-        out, images, write_csv, labels=request.labels, columns=request.per_class, class_names=request.class_names
-    )
+    progress = _SamplingProgress([len(ranges[b]) for b in todo], total_steps)
+    for index, images in generate_batches(eps_model, eps_model.metadata, settings, todo, progress.step):
+        job.save(index, images)
+        progress.batch_done(index, len(ranges))
+    progress.close()
+    if shard is not None:
+        click.echo(
+            f"shard {shard} done: {len(wanted)} batch(es) in {job.folder}; join all shards with `ddpm-run merge`"
+        )
+        return
+    _write_job_outputs(job, spec, out, write_csv)
+
+
+def _write_job_outputs(job, spec: dict, out: Path, write_csv: bool, jobs=None) -> None:
+    """The job's finished batches (or, for merge, the shards' in order) as one run's outputs; then the
+    job folders go."""
+    import numpy as np
+
+    from .outputs import write_samples
+
+    jobs = jobs or [job]
+    by_batch = {index: j for j in jobs for index in j.finished()}
+    images = np.concatenate([by_batch[index].load(index) for index in range(spec["num_batches"])])
+    labels, columns, names = (spec["outputs"][key] for key in ("labels", "columns", "class_names"))
+    write_samples(out, images, write_csv, labels=labels, columns=columns, class_names=names and tuple(names))
+    for j in jobs:
+        j.remove()
     click.echo(f"wrote {len(images)} images to {out}")
     click.echo(f"grid: {out / 'grid.png'}")
+
+
+class _SamplingProgress:
+    """A bar on a terminal; elsewhere (a log file, a scheduler) one line per finished batch."""
+
+    def __init__(self, batch_sizes: list[int], steps: int):
+        import time
+
+        self.total_images, self.done_images, self.start = sum(batch_sizes), 0, time.monotonic()
+        self.sizes = iter(batch_sizes)
+        self.bar = None
+        if sys.stderr.isatty():
+            self.bar = click.progressbar(length=len(batch_sizes) * steps, label="sampling", file=sys.stderr)
+            self.bar.__enter__()
+
+    def step(self, batch_index: int, step_index: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def batch_done(self, batch_index: int, num_batches: int) -> None:
+        import time
+
+        self.done_images += next(self.sizes)
+        if self.bar is not None:
+            return
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.done_images * (self.total_images - self.done_images)
+        click.echo(
+            f"batch {batch_index + 1}/{num_batches}: {self.done_images}/{self.total_images} images, "
+            f"{_clock(elapsed)} elapsed, about {_clock(left)} left",
+            err=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+@cli.command("merge")
+@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder of the whole job.")
+@click.option("--csv", "write_csv", is_flag=True, help="Also write samples.csv in the seed's format (pixel0..).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run's outputs in --out (nothing else).")
+def merge_command(shards, out, write_csv, overwrite) -> None:
+    """Join the output folders of `ddpm-run sample --shard K/N` (all N, any order) into the outputs one
+    uninterrupted run writes, byte for byte; the shards' job folders are removed after."""
+    from .jobs import merge_shards
+    from .outputs import check_output_folder
+
+    spec, jobs = merge_shards(list(shards))
+    check_output_folder(out, overwrite)
+    _write_job_outputs(None, spec, out, write_csv, jobs)
 
 
 @cli.command("info")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,16 +91,23 @@ class SamplingSettings:
             )
 
 
-def generate(
+def batch_ranges(num_images: int, batch_size: int) -> list[range]:
+    """The image indices of each batch: [0, B), [B, 2B), ... A job split into shards or resumed runs
+    these very batches, so every image comes out of the same model calls as in one uninterrupted run."""
+    return [range(first, min(first + batch_size, num_images)) for first in range(0, num_images, batch_size)]
+
+
+def generate_batches(
     eps_model: Callable[..., np.ndarray],
     metadata: ModelMetadata,
     settings: SamplingSettings,
+    batch_indices: Iterable[int] | None = None,
     on_step: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """All images as (N, H, W, C) uint8. ``on_step(batch_index, step_index)`` after every model call.
-
-    ``eps_model(x, t)``, or for class labels ``eps_model(x, t, y)`` (``OnnxEpsModel`` takes both). With
-    labels and guidance, each model call holds twice the batch (see guidance.py)."""
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(batch index, (count, H, W, C) uint8 images) for each batch of ``batch_ranges`` listed in
+    ``batch_indices`` (default: all), in that order. ``on_step(batch_index, step_index)`` after every
+    model call. ``eps_model(x, t)``, or for class labels ``eps_model(x, t, y)`` (``OnnxEpsModel`` takes
+    both). With labels and guidance, each model call holds twice the batch (see guidance.py)."""
     schedule = NoiseSchedule.from_config(metadata.schedule)
     settings.validate(schedule.num_timesteps)
     settings.validate_classes(metadata)
@@ -108,9 +115,9 @@ def generate(
     steps = settings.resolved_steps(schedule.num_timesteps)
     timesteps = sampling_timesteps(schedule, steps, settings.resolved_spacing(), settings.rho)
     image = metadata.image
-    outputs = []
-    for batch_index, first in enumerate(range(0, settings.num_images, settings.batch_size)):
-        count = min(settings.batch_size, settings.num_images - first)
+    ranges = batch_ranges(settings.num_images, settings.batch_size)
+    for batch_index in range(len(ranges)) if batch_indices is None else batch_indices:
+        first, count = ranges[batch_index].start, len(ranges[batch_index])
         rng = PerImageNoise(settings.seed, first, count)
         x_T = rng.standard_normal((count, image.channels, image.height, image.width))
         callback = None if on_step is None else (lambda i, t, x, b=batch_index: on_step(b, i))
@@ -119,5 +126,14 @@ def generate(
             labels = np.asarray(settings.labels[first : first + count], dtype=np.int64)
             model = guided_eps_model(eps_model, labels, metadata.classes.null_index, settings.guidance_scale)
         x0 = sample(model, x_T, schedule, timesteps, rng=rng, callback=callback, **settings.options)
-        outputs.append(to_uint8_nhwc(x0))
-    return np.concatenate(outputs)
+        yield batch_index, to_uint8_nhwc(x0)
+
+
+def generate(
+    eps_model: Callable[..., np.ndarray],
+    metadata: ModelMetadata,
+    settings: SamplingSettings,
+    on_step: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """All images as (N, H, W, C) uint8 (see ``generate_batches``)."""
+    return np.concatenate([images for _, images in generate_batches(eps_model, metadata, settings, None, on_step)])

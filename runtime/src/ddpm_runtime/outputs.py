@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .files import current_umask
+from .files import current_umask, write_error
 from .images import make_grid
 
 OUTPUT_NAMES = ("grid.png", "images", "samples.npz", "samples.csv")
@@ -101,9 +101,12 @@ def write_samples(
     out = Path(out)
     exists = out.is_dir()
     home = out if exists else out.resolve().parent
-    staging = Path(tempfile.mkdtemp(dir=home, prefix=".ddpm-run-partial-"))
-    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; OUT should look like any folder
     try:
+        staging = Path(tempfile.mkdtemp(dir=home, prefix=".ddpm-run-partial-"))
+    except OSError as exc:
+        raise UserError(write_error(out, exc)) from None
+    try:
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; OUT should look like any folder
         (staging / "images").mkdir()
         grey = images.shape[3] == 1
         for i, image in enumerate(images):
@@ -121,6 +124,9 @@ def write_samples(
             _swap_outputs(staging, out)
         else:
             os.replace(staging, out)
+    except OSError as exc:  # a full disk while staging: the earlier outputs are untouched, the staging goes
+        written = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
+        raise UserError(write_error(out, exc, written)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ddpm_runtime.files import atomic_output
+from ddpm_runtime.files import atomic_output, check_free_space
 from ddpm_runtime.schedule import ScheduleConfig
 
 from .config import UNetConfig
@@ -31,6 +31,7 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **checkpoint}
     buffer = io.BytesIO()  # serialise fully first: a failure here leaves no file at all
     torch.save(payload, buffer)
+    check_free_space(path, buffer.getbuffer().nbytes)
     with atomic_output(path) as handle:
         handle.write(buffer.getbuffer())
 

@@ -232,17 +232,22 @@ def train_command(
         memory_format or DEFAULT_LAYOUT,
     )
     progress = _Progress()
-    callbacks = Callbacks(progress.start, progress.log, progress.step, progress.stopping)
-    try:
-        summary = run_training(request, callbacks)
-    finally:
-        progress.close()  # before any error line, so the bar does not print after it
+    with StopSignals() as signals:
+        callbacks = Callbacks(progress.start, progress.log, progress.step, signals.stopping)
+        try:
+            summary = run_training(request, callbacks)
+        finally:
+            progress.close()  # before any error line, so the bar does not print after it
     if summary.dist.is_main:
-        click.echo(f"stopped at step {summary.step} ({summary.stop_reason}); run folder: {summary.folder}")
+        reason = summary.stop_reason
+        if signals.received is not None:
+            reason = f"{signal.Signals(signals.received).name}, exit code {signals.exit_code}"
+        click.echo(f"stopped at step {summary.step} ({reason}); run folder: {summary.folder}")
         if summary.checkpoint is not None:
             click.echo(f"checkpoint: {summary.checkpoint}")
         if summary.last_samples:
             click.echo(f"samples: {summary.last_samples}")
+    ctx.exit(signals.exit_code)
 
 
 @cli.command("eval")
@@ -344,12 +349,54 @@ def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
             )
 
 
+# Signals that stop a run after its current step, with a checkpoint: Ctrl-C, and what `timeout`, docker
+# stop, systemd, Kubernetes and SLURM send (SIGTERM), and a closed terminal (SIGHUP). torchrun forwards
+# them to every worker; the workers stop at the step rank 0 stops at (trainer.fit broadcasts it).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class StopSignals:
+    """The first stop signal asks the run to stop after the current step and write its checkpoint; the
+    second stops at once (KeyboardInterrupt: the last checkpoint written stays whole, files are staged).
+    The command then exits with 128 + the signal's number, as a shell reports a process the signal
+    stopped (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A context manager: the old handlers come back after."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopSignals:
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None:
+            click.echo(f"\n{name} again: stopping now; the last checkpoint written is kept", err=True)
+            raise KeyboardInterrupt
+        self.received = signum
+        click.echo(
+            f"\n{name}: stopping after this step and writing a checkpoint (send it again to stop at once)", err=True
+        )
+
+    def stopping(self) -> bool:
+        return self.received is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.received is None else 128 + self.received
+
+
 class _Progress:
-    """tqdm bar over optimiser steps (main process only), and a Ctrl-C that stops after the current step."""
+    """tqdm bar over optimiser steps (main process only)."""
 
     def __init__(self) -> None:
         self.bar = None
-        self.interrupted = False
         self.deadline: float | None = None
 
     def start(self, trainer) -> None:
@@ -375,16 +422,6 @@ class _Progress:
                 dynamic_ncols=True,
                 file=sys.stderr,
             )
-        signal.signal(signal.SIGINT, self._on_sigint)
-
-    def _on_sigint(self, signum, frame) -> None:
-        if self.interrupted:
-            raise KeyboardInterrupt
-        self.interrupted = True
-        click.echo("\ninterrupt: stopping after this step and saving a checkpoint (Ctrl-C again to abort)", err=True)
-
-    def stopping(self) -> bool:
-        return self.interrupted
 
     def step(self, step: int) -> None:
         if self.bar is not None:

@@ -47,10 +47,22 @@ class RunFolder:
             )
         check_writable_dir(self.folder / "samples")
 
-    def prepare(self) -> None:
-        """Create the folders (after every input has been validated) and prove they can be written."""
+    def prepare(self) -> list[Path]:
+        """Create the folders (after every input has been validated) and prove they can be written;
+        returns the folders this created, deepest first (``remove_empty`` takes them back)."""
+        created = [p for p in (self.folder / "samples", self.folder) if not p.exists()]
         ensure_writable_dir(self.folder)
         ensure_writable_dir(self.folder / "samples")
+        return created
+
+    @staticmethod
+    def remove_empty(created: list[Path]) -> None:
+        """After a run that failed before writing anything (a full disk, say): no empty folders stay."""
+        for path in created:
+            try:
+                path.rmdir()  # only if empty
+            except OSError:
+                return
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete what a killed run left half-written: our own ``.NAME.*.tmp`` files (see files.staged_file)."""

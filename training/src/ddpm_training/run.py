@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.distributed
 
+from ddpm_runtime.files import check_free_space
 from ddpm_runtime.schedule import NoiseSchedule
 
 from .checkpoint import load_checkpoint
@@ -68,7 +69,19 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     trainer.compute = compute
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint, source=str(request.resume))
-    folder.prepare()
+        # The next checkpoint is about this size and is written beside the old one: a full disk is
+        # found now, not after the training it was to keep.
+        check_free_space(folder.checkpoint_path, Path(request.resume).stat().st_size)
+    created = folder.prepare()
+    try:
+        return _train(trainer, folder, checkpoint, callbacks, info)
+    except BaseException:
+        if info.is_main and not folder.checkpoint_path.exists():
+            folder.remove_empty(created)
+        raise
+
+
+def _train(trainer: Trainer, folder: RunFolder, checkpoint: dict | None, callbacks: Callbacks, info) -> RunSummary:
     if info.is_main:
         folder.remove_stale_temporaries()  # what a kill -9 during a write left behind
         if checkpoint is not None and not folder.preview_path(trainer.step).exists():
