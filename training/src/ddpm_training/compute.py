@@ -39,8 +39,16 @@ Variant = tuple[bool, bool]  # (bf16, channels_last)
 Timer = Callable[[list[Variant]], dict[Variant, float]]
 
 
+def precision_name(bf16: bool) -> str:
+    return "bf16" if bf16 else "fp32"
+
+
+def layout_name(channels_last: bool) -> str:
+    return "channels_last" if channels_last else "contiguous"
+
+
 def variant_name(bf16: bool, channels_last: bool) -> str:
-    return f"{'bf16' if bf16 else 'fp32'} {'channels_last' if channels_last else 'contiguous'}"
+    return f"{precision_name(bf16)} {layout_name(channels_last)}"
 
 
 @dataclass(frozen=True)

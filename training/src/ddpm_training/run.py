@@ -13,7 +13,15 @@ from ddpm_runtime.files import check_free_space
 from ddpm_runtime.schedule import NoiseSchedule
 
 from .checkpoint import load_checkpoint
-from .compute import ComputeChoice, Timer, choose_compute, detect_capabilities, step_timer
+from .compute import (
+    ComputeChoice,
+    Timer,
+    choose_compute,
+    detect_capabilities,
+    layout_name,
+    precision_name,
+    step_timer,
+)
 from .data import load_images
 from .diffusion import ForwardProcess
 from .distributed import DistInfo, init_from_env, shutdown
@@ -119,16 +127,11 @@ def decide_compute(
         saved = checkpoint.get("compute")
         if saved is not None and (saved["bf16"], saved["channels_last"]) == (config.bf16, config.channels_last):
             return ComputeChoice.from_dict(saved)
-        precision, layout = (
-            ("bf16" if config.bf16 else "fp32"),
-            ("channels_last" if config.channels_last else "contiguous"),
-        )
+        precision, layout = precision_name(config.bf16), layout_name(config.channels_last)
         return ComputeChoice(precision, layout, config.bf16, config.channels_last, "the resumed run's, or as given")
     options = request.train_options  # a library caller may set bf16 / channels_last directly
-    precision = ("bf16" if config.bf16 else "fp32") if "bf16" in options else request.precision
-    layout = (
-        ("channels_last" if config.channels_last else "contiguous") if "channels_last" in options else request.layout
-    )
+    precision = precision_name(config.bf16) if "bf16" in options else request.precision
+    layout = layout_name(config.channels_last) if "channels_last" in options else request.layout
     forward = ForwardProcess(NoiseSchedule.from_config(settings.schedule_config), device)
     timer = step_timer(settings.model_config, forward, config.batch_size // info.world_size, device)
     return choose_compute(precision, layout, detect_capabilities(device), rank0_timings(timer, info, device))

@@ -23,7 +23,7 @@ from ddpm_runtime.images import to_model_range
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 
 from .classes import ClassConditioning
-from .compute import ComputeChoice
+from .compute import ComputeChoice, layout_name, precision_name
 from .config import UNetConfig
 from .data import ImageData
 from .diffusion import ForwardProcess, noise_prediction_loss
@@ -115,9 +115,9 @@ class Trainer:
         self.progress = 0.0
         self.history: list[LogRecord] = []
         # How precision and layout were decided (run.py replaces this with the options' outcome); checkpointed
-        precision = "bf16" if train_config.bf16 else "fp32"
-        layout = "channels_last" if train_config.channels_last else "contiguous"
-        self.compute = ComputeChoice(precision, layout, train_config.bf16, train_config.channels_last, "TrainConfig")
+        bf16, channels_last = train_config.bf16, train_config.channels_last
+        names = precision_name(bf16), layout_name(channels_last)
+        self.compute = ComputeChoice(*names, bf16, channels_last, "TrainConfig")
         self._epoch_cache: tuple[int, torch.Tensor] | None = None
 
     # ---- one step
