@@ -64,8 +64,8 @@ def class_labels(name: str, metadata, num_images: int) -> tuple[tuple[int, ...] 
     return tuple(int(c) for c in np.repeat(np.arange(k), num_images // k)), num_images // k
 
 
-def eps_model_for(path: Path, device: str):
-    """(eps callable, metadata) from an ONNX file or a checkpoint's EMA weights in torch."""
+def eps_model_for(path: Path, device: str, weights: str = "ema"):
+    """(eps callable, metadata) from an ONNX file or a checkpoint's weights (EMA or raw) in torch."""
     if path.suffix == ".onnx":
         from ddpm_runtime.onnx_model import load_onnx_model
 
@@ -77,7 +77,7 @@ def eps_model_for(path: Path, device: str):
     from ddpm_training.torch_eps import numpy_eps_model
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # full float32, as ONNX
-    source = load_source(path)
+    source = load_source(path, weights)
     return numpy_eps_model(source.model.to(device), device), source.metadata({"format": "torch"})
 
 
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device for a checkpoint (cpu, cuda)")
+    parser.add_argument("--weights", default="ema", help="a checkpoint's weights to sample: ema or raw")
     parser.add_argument("--no-samples", action="store_true", help="do not keep each row's samples.npz")
     parser.add_argument(
         "--label", default=None, help="name of the model in the table's first column (default: the file's folder)"
@@ -99,7 +100,7 @@ def main() -> None:
 
     out = ensure_writable_dir(args.out)
     label = args.label or args.model.resolve().parent.name
-    eps_model, metadata = eps_model_for(args.model, args.device)
+    eps_model, metadata = eps_model_for(args.model, args.device, args.weights)
     real = load_images(args.real)
     classifier = feature_classifier(real)
     lines = [

@@ -29,7 +29,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 from ddpm_training.config import preset
-from ddpm_training.diffusion import ForwardProcess, noise_prediction_loss
+from ddpm_training.diffusion import ForwardProcess
+from ddpm_training.objective import diffusion_loss
 from ddpm_training.unet import Unet
 
 from seed_baseline import seed_style_unet
@@ -50,7 +51,7 @@ def make_step(lever: str, config, forward: ForwardProcess, x0, noise, t):
 
     def step() -> None:
         with context():
-            loss = noise_prediction_loss(called, forward, x0, noise, t)
+            loss = diffusion_loss(called, forward, x0, noise, t)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

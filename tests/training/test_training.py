@@ -65,8 +65,9 @@ def test_run_folder_contents_and_checkpoint_format(capsys, idx_dir, tmp_path):
         ["--precision", "fp32"],
         ["--class-conditional", "--label-dropout", "0.3"],
         ["--precision", "bf16", "--memory-format", "channels_last"],
+        ["--prediction", "edm", "--noise-levels", "log-normal", "--loss-weighting", "min-snr", "--adam-beta2", "0.99"],
     ],
-    ids=["plain", "classes", "bf16-channels-last"],
+    ids=["plain", "classes", "bf16-channels-last", "edm-log-normal"],
 )
 def test_resume_continues_exactly(capsys, idx_dir, tmp_path, extra):
     """N steps, stop, resume, M more == N + M uninterrupted steps, bit for bit on CPU (for a conditional
@@ -245,6 +246,18 @@ def test_help_documents_every_option(capsys):
         "--checkpoint-every",
     ):
         assert flag in result.out, flag
+    # every training setting meant for the command line is an option, with TrainConfig's help and default
+    from dataclasses import fields
+
+    from ddpm_training.train_config import TrainConfig
+
+    text = " ".join(result.out.split())
+    for item in fields(TrainConfig):
+        if item.metadata.get("cli"):
+            assert "--" + item.name.replace("_", "-") in text, item.name
+            assert " ".join(item.metadata["help"].split()[:4]) in text, item.name
+            if item.default is not None:
+                assert f"[default: {item.default}]" in text, item.name
 
 
 def test_rgb_32x32_data_trains(capsys, tmp_path):

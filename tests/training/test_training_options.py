@@ -11,7 +11,8 @@ import torch
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 from ddpm_training.config import preset
 from ddpm_training.data import ImageData
-from ddpm_training.diffusion import ForwardProcess, noise_prediction_loss
+from ddpm_training.diffusion import ForwardProcess
+from ddpm_training.objective import diffusion_loss
 from ddpm_training.train_config import TrainConfig
 from ddpm_training.trainer import Trainer
 
@@ -28,12 +29,12 @@ def test_min_snr_weighting_is_hang_et_al_eq_for_eps():
     per_row = ((prediction - noise) ** 2).mean(dim=(1, 2, 3)).double()
     snr = torch.tensor(SCHEDULE.alpha_bars / (1 - SCHEDULE.alpha_bars))[t]
     expected = (per_row * torch.clamp(snr, max=5.0) / snr).mean()
-    got = noise_prediction_loss(model, forward, x0, noise, t, "min-snr", 5.0)
+    got = diffusion_loss(model, forward, x0, noise, t, weighting="min-snr", gamma=5.0)
     assert float(got) == pytest.approx(float(expected), rel=1e-5)
     # Where SNR <= gamma for every row the weights are 1: plain MSE.
     late = torch.tensor([500, 600, 700, 800, 900, 999])
-    assert float(noise_prediction_loss(model, forward, x0, noise, late, "min-snr", 5.0)) == pytest.approx(
-        float(noise_prediction_loss(model, forward, x0, noise, late)), rel=1e-6
+    assert float(diffusion_loss(model, forward, x0, noise, late, weighting="min-snr", gamma=5.0)) == pytest.approx(
+        float(diffusion_loss(model, forward, x0, noise, late)), rel=1e-6
     )
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ddpm_runtime.metadata import ClassSpec, ImageSpec, ModelMetadata
-from ddpm_runtime.schedule import ScheduleConfig
+from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 from ddpm_training.checkpoint import checkpoint_configs, load_checkpoint
 from ddpm_training.classes import ClassConditioning
 from ddpm_training.config import UNetConfig
+from ddpm_training.errors import TrainingError
+from ddpm_training.prediction import Parameterisation, eps_network
+from ddpm_training.train_config import TrainConfig
 from ddpm_training.unet import Unet
 
 from . import __version__
@@ -24,7 +27,7 @@ WEIGHTS = ("ema", "raw")  # the first is the default: the EMA is what sampling s
 @dataclass
 class ExportSource:
     path: Path
-    model: Unet  # eval mode, float32, on CPU
+    model: torch.nn.Module  # x_t, t[, y] -> eps: the Unet, wrapped if it predicts something else; eval, float32, CPU
     model_config: UNetConfig
     schedule: ScheduleConfig
     weights: str  # "ema" or "raw"
@@ -32,6 +35,8 @@ class ExportSource:
     checkpoint_sha256: str
     data_fingerprint: str | None
     classes: ClassConditioning | None = None  # a class-conditional model's classes and label dropout
+    # what the Unet predicts (the export outputs eps whatever it is)
+    parameterisation: Parameterisation = field(default_factory=Parameterisation)
 
     @property
     def conditional(self) -> bool:
@@ -44,6 +49,9 @@ class ExportSource:
         if self.classes is not None:
             classes = ClassSpec(self.classes.names, cfg.null_class)
             training = {"label_dropout": self.classes.label_dropout}  # 0: no unconditional model to guide with
+        if self.parameterisation.kind != "epsilon":
+            # the graph converts it to eps (prediction_type), so readers of the format need not know it
+            training["network_prediction"] = self.parameterisation.to_dict()
         return ModelMetadata(
             image=ImageSpec(cfg.im_channels, cfg.image_size, cfg.image_size),
             schedule=self.schedule,
@@ -73,6 +81,11 @@ def load_source(path: str | Path, weights: str = "ema") -> ExportSource:
     except RuntimeError as exc:
         raise ExportError(f"{path}: weights do not fit the checkpoint's model config ({str(exc)[:120]})") from None
     model.eval().requires_grad_(False)
+    try:
+        parameterisation = TrainConfig.from_dict(checkpoint.get("train_config", {})).parameterisation
+    except TrainingError as exc:
+        raise ExportError(f"{path}: {exc}") from None
+    model = eps_network(model, parameterisation, NoiseSchedule.from_config(schedule).alpha_bars)
     classes = ClassConditioning.from_checkpoint(checkpoint, str(path))
     if (classes.num_classes if classes else 0) != model_config.num_classes:
         raise ExportError(
@@ -88,6 +101,7 @@ def load_source(path: str | Path, weights: str = "ema") -> ExportSource:
         checkpoint_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         data_fingerprint=checkpoint.get("data", {}).get("fingerprint"),
         classes=classes,
+        parameterisation=parameterisation,
     )
 
 

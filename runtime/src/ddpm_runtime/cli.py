@@ -337,7 +337,7 @@ def info_command(model, as_json) -> None:
         f"values in [{image.value_range[0]:g}, {image.value_range[1]:g}]",
         f"schedule:   {schedule.kind}, T={schedule.num_timesteps}"
         + (f", beta {schedule.beta_start:g} -> {schedule.beta_end:g}" if schedule.kind == "linear" else ""),
-        f"predicts:   {meta.prediction_type}",
+        f"predicts:   {meta.prediction_type}" + _network_prediction(meta.training),
         f"training:   {meta.training.get('steps')} steps, {'EMA' if meta.training.get('ema') else 'raw'} weights, "
         f"checkpoint sha256 {str(meta.training.get('checkpoint_sha256'))[:16]}...",
         "exporter:   " + ", ".join(f"{k} {v}" for k, v in sorted(meta.exporter.items())),
@@ -353,6 +353,15 @@ def info_command(model, as_json) -> None:
             f"label dropout {meta.training.get('label_dropout')}",
         )
     click.echo("\n".join(lines))
+
+
+def _network_prediction(training: dict) -> str:
+    """How the graph got its eps, for a network trained to predict something else (ddpm train --prediction)."""
+    trained = training.get("network_prediction")
+    if not isinstance(trained, dict) or "kind" not in trained:
+        return ""
+    extra = f", sigma_data {trained['sigma_data']:g}" if "sigma_data" in trained else ""
+    return f" (the network predicts {trained['kind']}{extra}; the graph converts it)"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from dataclasses import fields
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -29,40 +30,23 @@ from .train_config import TrainConfig
 _DEFAULTS = TrainConfig()
 _SCHEDULE = ScheduleConfig()
 
-# (option, TrainConfig field, type, help). Defined once: the help text shows TrainConfig's default.
-TRAIN_OPTIONS = [
-    ("--epochs", "epochs", float, "Passes over the data (5, the seed's, when no stop option is given)."),
-    ("--max-steps", "max_steps", int, "Stop after this many optimiser steps in total."),
-    ("--max-minutes", "max_minutes", float, "Stop after this many minutes of this invocation."),
-    ("--batch-size", "batch_size", int, "Global batch size, split over torchrun processes."),
-    ("--lr", "lr", float, "Adam learning rate."),
-    ("--warmup-steps", "warmup_steps", int, "Linear learning-rate warm-up steps (0: none)."),
-    (
-        "--lr-schedule",
-        "lr_schedule",
-        click.Choice(["constant", "cosine"]),
-        "After warm-up: constant, or a cosine to 0 at the end of --max-steps/--epochs or --max-minutes.",
-    ),
-    (
-        "--loss-weighting",
-        "loss_weighting",
-        click.Choice(["none", "min-snr"]),
-        "none: the seed's MSE; min-snr: Min-SNR-gamma weighting (Hang et al. 2023).",
-    ),
-    ("--min-snr-gamma", "min_snr_gamma", float, "gamma of --loss-weighting min-snr."),
-    ("--ema-decay", "ema_decay", float, "Decay of the weights' EMA used for samples and export."),
-    ("--grad-clip", "grad_clip", float, "Clip the global gradient norm to this (0: off)."),
-    ("--seed", "seed", int, "Seed for weights, data order, timesteps and noise."),
-    ("--checkpoint-every", "checkpoint_every", int, "Steps between checkpoints, loss CSV/plot and sample grids."),
-    ("--log-every", "log_every", int, "Steps between loss readings."),
-    ("--num-preview", "num_preview", int, "Images in each sample grid."),
-    (
-        "--preview-steps",
-        "preview_steps",
-        int,
-        "Model calls per sample-grid image (ddpm-run's default sampler).",
-    ),
-]
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def _train_options() -> list[tuple[str, str, object, str]]:
+    """(option, TrainConfig field, type, help) for every setting TrainConfig marks for the command line:
+    the flag is the field's name, the help and choices are TrainConfig's, so a new setting is one field."""
+    options = []
+    for item in fields(TrainConfig):
+        if not item.metadata.get("cli"):
+            continue
+        choices = item.metadata.get("choices")
+        kind = click.Choice(list(choices)) if choices else _TYPES[str(item.type).split(" |")[0]]
+        options.append(("--" + item.name.replace("_", "-"), item.name, kind, item.metadata["help"]))
+    return options
+
+
+TRAIN_OPTIONS = _train_options()
 SCHEDULE_OPTIONS = [
     ("--timesteps", "num_timesteps", int, "Diffusion steps T."),
     ("--beta-start", "beta_start", float, "First beta of the linear schedule."),

@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .config import UNetConfig
-from .diffusion import ForwardProcess, noise_prediction_loss
+from .diffusion import ForwardProcess
 from .errors import TrainingError
+from .objective import diffusion_loss
 from .unet import Unet
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -180,7 +181,7 @@ def step_timer(
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = noise_prediction_loss(model, forward, x0_v, noise_v, t, y=y)
+                loss = diffusion_loss(model, forward, x0_v, noise_v, t, y=y)
             loss.backward()
             model.zero_grad(set_to_none=True)
             if device.type == "cuda":

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ddpm_runtime.schedule import NoiseSchedule
 
 
 class ForwardProcess:
-    """q(x_t | x_0) = N(sqrt(ab_t) x_0, (1 - ab_t) I) (Ho et al. 2020, eq. 4), one t per batch row."""
+    """q(x_t | x_0) = N(sqrt(ab_t) x_0, (1 - ab_t) I) (Ho et al. 2020, eq. 4), one t per batch row.
+
+    Integer t (the seed's draw) index the tables; fractional t interpolate log(alpha_bar) linearly
+    between integers in float64, as ``NoiseSchedule.alpha_bar_at`` does for the samplers."""
 
     def __init__(self, schedule: NoiseSchedule, device: torch.device | str = "cpu"):
         self.schedule = schedule
+        self.num_timesteps = schedule.num_timesteps
         # Square roots taken in float64, cast to float32 only here, where they are used.
         self.sqrt_alpha_bars = torch.tensor(schedule.alpha_bars**0.5, dtype=torch.float32, device=device)
         self.sqrt_one_minus_alpha_bars = torch.tensor(
@@ -20,33 +24,41 @@ class ForwardProcess:
         )
         # SNR_t = alpha_bar_t / (1 - alpha_bar_t), for loss weightings
         self.snr = torch.tensor(schedule.alpha_bars / (1.0 - schedule.alpha_bars), dtype=torch.float32, device=device)
+        self.log_alpha_bars = torch.tensor(np.log(schedule.alpha_bars), dtype=torch.float64, device=device)
+
+    def alpha_bar_at(self, t: torch.Tensor) -> torch.Tensor:
+        """alpha_bar of each row's t (B,), float32; exact table values at integer t."""
+        if not t.is_floating_point():
+            return torch.tensor(self.schedule.alpha_bars, dtype=torch.float32, device=t.device)[t]
+        table = self.log_alpha_bars.to(t.device)
+        t = t.double().clamp(0.0, self.num_timesteps - 1.0)
+        low = t.floor().clamp(max=self.num_timesteps - 2)
+        index = low.long()
+        return (table[index] + (t - low) * (table[index + 1] - table[index])).exp().float()
+
+    def snr_at(self, t: torch.Tensor) -> torch.Tensor:
+        if not t.is_floating_point():
+            return self.snr[t]
+        ab = self.alpha_bar_at(t).double()
+        return (ab / (1.0 - ab)).float()
+
+    def time_of_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The (fractional, float64) t whose sigma = sqrt((1 - ab) / ab) is this: the exact inverse of
+        ``alpha_bar_at``'s interpolation, clamped to [0, T-1]."""
+        rising = -self.log_alpha_bars.to(sigma.device)  # -log(alpha_bar) increases with t
+        target = torch.log1p(sigma.double() ** 2)  # -log(alpha_bar) = log(1 + sigma^2)
+        upper = torch.searchsorted(rising, target).clamp(1, self.num_timesteps - 1)
+        low, high = rising[upper - 1], rising[upper]
+        t = (upper - 1).double() + (target - low) / (high - low)
+        return t.clamp(0.0, self.num_timesteps - 1.0)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps for (B, C, H, W) x_0 and integer (B,) t."""
-        scale_x0 = self.sqrt_alpha_bars[t][:, None, None, None]  # (B, 1, 1, 1)
-        scale_eps = self.sqrt_one_minus_alpha_bars[t][:, None, None, None]
+        """x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps for (B, C, H, W) x_0 and (B,) t."""
+        if t.is_floating_point():
+            ab = self.alpha_bar_at(t).double()
+            scale_x0 = ab.sqrt().float()[:, None, None, None]
+            scale_eps = (1.0 - ab).sqrt().float()[:, None, None, None]
+        else:
+            scale_x0 = self.sqrt_alpha_bars[t][:, None, None, None]  # (B, 1, 1, 1)
+            scale_eps = self.sqrt_one_minus_alpha_bars[t][:, None, None, None]
         return scale_x0 * x0 + scale_eps * noise
-
-
-LOSS_WEIGHTINGS = ("none", "min-snr")
-
-
-def noise_prediction_loss(
-    model, forward: ForwardProcess, x0, noise, t, weighting: str = "none", min_snr_gamma: float = 5.0, y=None
-) -> torch.Tensor:
-    """L_simple (Ho et al. 2020, eq. 14): MSE between the true and the predicted noise, in float32.
-
-    ``weighting="min-snr"``: each row's MSE weighted by min(SNR_t, gamma) / SNR_t, Min-SNR-gamma for the
-    eps objective (Hang et al. 2023, eq. 7 with eq. 4's eps form): the nearly clean timesteps, whose
-    noise is hard to predict and matters little for samples, no longer dominate the gradient.
-
-    ``y``: the class label of each row for a class-conditional model (its "no class" index where the
-    label was dropped); None for an unconditional one.
-    """
-    x_t = forward.add_noise(x0, noise, t)
-    prediction = model(x_t, t) if y is None else model(x_t, t, y)
-    if weighting == "none":
-        return F.mse_loss(prediction.float(), noise)
-    per_row = F.mse_loss(prediction.float(), noise, reduction="none").mean(dim=(1, 2, 3))  # (B,)
-    snr = forward.snr[t]
-    return (per_row * torch.clamp(snr, max=min_snr_gamma) / snr).mean()

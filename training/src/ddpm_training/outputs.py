@@ -78,7 +78,7 @@ class RunFolder:
     def write_preview(self, trainer: Trainer) -> Path:
         """The sample grid of the trainer's current step (EMA weights, the same x_T every time)."""
         grid = preview_grid(
-            trainer.ema.model,
+            trainer.eps_model(ema=True),
             trainer.model_config,
             trainer.schedule,
             trainer.config.num_preview,

@@ -26,10 +26,12 @@ from .classes import ClassConditioning
 from .compute import ComputeChoice, layout_name, precision_name
 from .config import UNetConfig
 from .data import ImageData
-from .diffusion import ForwardProcess, noise_prediction_loss
+from .diffusion import ForwardProcess
 from .distributed import DistInfo, all_mean
 from .ema import EMA
 from .errors import TrainingError
+from .objective import NoiseLevels, diffusion_loss
+from .prediction import eps_network
 from .train_config import TrainConfig
 from .unet import Unet
 
@@ -97,13 +99,19 @@ class Trainer:
         self.model = Unet(model_config).to(self.device, memory_format=self.memory_format)
         self.ema = EMA(self.model, train_config.ema_decay)
         # fused: one kernel over all parameters, 2-3% of a fast-preset step on CPU (BENCHMARKS.md, "Portable speed")
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr, fused=True)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=train_config.lr, betas=(0.9, train_config.adam_beta2), fused=True
+        )
         self.ddp = (
             DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
             if dist_info.enabled
             else self.model
         )
         self.forward_process = ForwardProcess(self.schedule, self.device)
+        self.noise_levels = NoiseLevels(
+            train_config.noise_levels, self.forward_process, train_config.p_mean, train_config.p_std
+        )
+        self.parameterisation = train_config.parameterisation
         self.images = torch.tensor(data.images, device=self.device)  # (N, H, W, C) uint8, decoded once
         self.labels = torch.tensor(data.labels, device=self.device) if self.classes else None  # (N,) int64
         self.generator = torch.Generator().manual_seed(train_config.seed)  # timesteps and noise
@@ -119,6 +127,11 @@ class Trainer:
         names = precision_name(bf16), layout_name(channels_last)
         self.compute = ComputeChoice(*names, bf16, channels_last, "TrainConfig")
         self._epoch_cache: tuple[int, torch.Tensor] | None = None
+
+    def eps_model(self, ema: bool = True) -> torch.nn.Module:
+        """The EMA (or raw) network as the samplers take it: x_t, t[, y] -> eps, whatever it predicts."""
+        network = self.ema.model if ema else self.model
+        return eps_network(network, self.parameterisation, self.schedule.alpha_bars)
 
     # ---- one step
     def lr_at(self, step: int) -> float:
@@ -144,7 +157,7 @@ class Trainer:
         indices = self._permutation(epoch)[position * batch_size : (position + 1) * batch_size]
         rows = slice(self.dist.rank * local, (self.dist.rank + 1) * local)
         shape = (batch_size, self.model_config.im_channels, self.model_config.image_size, self.model_config.image_size)
-        t = torch.randint(0, self.schedule.num_timesteps, (batch_size,), generator=self.generator)
+        t = self.noise_levels.draw(batch_size, self.generator)
         noise = torch.randn(shape, generator=self.generator)
         x0 = to_model_range(self.images[indices[rows]].permute(0, 3, 1, 2).float())  # (b, C, H, W) in [-1, 1]
         x0 = x0.contiguous(memory_format=self.memory_format)
@@ -158,13 +171,22 @@ class Trainer:
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step; returns the (detached) loss of this process's batch."""
+        cfg = self.config
         x0, noise, t, y = self.batch(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.ddp.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            loss = noise_prediction_loss(
-                self.ddp, self.forward_process, x0, noise, t, self.config.loss_weighting, self.config.min_snr_gamma, y
+            loss = diffusion_loss(
+                self.ddp,
+                self.forward_process,
+                x0,
+                noise,
+                t,
+                self.parameterisation,
+                cfg.loss_weighting,
+                cfg.min_snr_gamma,
+                y,
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
