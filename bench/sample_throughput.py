@@ -91,7 +91,8 @@ def main() -> None:
         now, before = load_onnx_model(tmp / "model.onnx", "cpu"), load_onnx_model(tmp / "before.onnx", "cpu")
         config = source.model_config
         seed_model = seed_style_unet(config).eval()
-        seed_model.load_state_dict(source.model.state_dict())
+        # the U-Net's own weights (a v or edm model's U-Net sits inside the eps wrapper); only timed here
+        seed_model.load_state_dict(getattr(source.model, "network", source.model).state_dict())
         schedule = NoiseSchedule.from_config(source.schedule)
         timesteps = spaced_timesteps(schedule.num_timesteps, args.steps)
         shape = (config.im_channels, config.image_size, config.image_size)
