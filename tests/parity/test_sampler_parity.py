@@ -87,6 +87,39 @@ def test_dpm_solver_pp_step_equals_reference(first_order):
     assert h > 0
 
 
+@pytest.mark.parametrize("calls", [3, 5, 7])
+def test_dpm_solver_pp_3m_equals_the_reference_loop(calls):
+    """Whole runs (orders 1, 2, 3 ..., 2, then the final jump) against the reference code's multistep
+    loop, written out in torch, on random linear eps-models: same model answers, same maths."""
+    from ddpm_runtime.samplers import sample_dpm_solver_3m
+    from ddpm_runtime.timesteps import sampling_timesteps
+
+    rng = np.random.default_rng(calls)
+    weights = rng.standard_normal((calls, 1, 1, 6, 6)) * 0.3
+    x_T = rng.standard_normal((3, 1, 6, 6))
+    times = sampling_timesteps(SCHEDULE, calls, "karras")
+    index = {float(np.float32(t)): i for i, t in enumerate(times)}  # the model sees float32 t
+
+    def eps_model(x, t):  # a different linear map at every call, so every stored x_0 matters
+        return (np.tanh(x.astype(np.float64)) * weights[index[float(t[0])]] + 0.1 * x).astype(np.float32)
+
+    got = sample_dpm_solver_3m(eps_model, x_T, SCHEDULE, times)
+    expected = ref.dpm_solver_pp_multistep_torch(
+        lambda x, i: eps_model(x, np.full((len(x),), times[i], np.float32)),
+        torch.tensor(x_T),
+        SCHEDULE.alpha_bar_at(times),
+    )
+    np.testing.assert_allclose(got, expected.numpy(), atol=TOL, rtol=0)
+
+
+def test_dpm_solver_pp_3m_step_orders():
+    from ddpm_runtime.samplers.dpm_solver_3m import step_orders
+
+    assert step_orders(1) == [1]
+    assert step_orders(5) == [1, 2, 3, 2, 1]
+    assert step_orders(10) == [1, 2, 3, 3, 3, 3, 3, 3, 2, 1]
+
+
 def test_whole_trajectory_torch_reference_vs_onnx_numpy(tiny_onnx, tiny_trained):
     """torch model + torch DDIM against ONNX Runtime + NumPy DDIM: 50 steps, eta 0, same x_T."""
     ckpt = load_checkpoint(tiny_trained)

@@ -111,3 +111,45 @@ def classifier_free_guidance(model, x, t, y, null_class, w):
         conditional = model(x, t, y).double()
         unconditional = model(x, t, torch.full_like(y, null_class)).double()
     return (1 + w) * conditional - w * unconditional
+
+
+def dpm_solver_pp_multistep_torch(eps_fn, x_T, alpha_bars):
+    """DPM-Solver++ multistep of order 3 as the reference code's ``sample(method="multistep", order=3,
+    lower_order_final=True)`` runs it, with the last model call's data prediction as the final answer
+    (``denoise_to_zero``): one model call at each of the N alpha_bars, the update of step k in
+    1..N-1 of order min(3, k, N + 1 - k) (``multistep_dpm_solver_{first,second,third}_update``)."""
+    a_bar = torch.as_tensor(alpha_bars, dtype=torch.float64)
+    alpha, sigma = a_bar.sqrt(), (1 - a_bar).sqrt()
+    lam = torch.log(alpha) - torch.log(sigma)
+    n = len(a_bar)
+
+    def data(x, i):
+        eps = torch.as_tensor(eps_fn(x.float().numpy(), i), dtype=torch.float64)
+        return (x - sigma[i] * eps) / alpha[i]
+
+    x = torch.as_tensor(x_T, dtype=torch.float64)
+    models = [data(x, 0)]
+    for k in range(1, n):
+        order = min(3, k, n + 1 - k)
+        i, s = k, k - 1  # to call index i from the previous call s
+        h = lam[i] - lam[s]
+        phi_1 = torch.expm1(-h)
+        if order == 1:
+            x = sigma[i] / sigma[s] * x - alpha[i] * phi_1 * models[-1]
+        elif order == 2:
+            h_0 = lam[s] - lam[s - 1]
+            r0 = h_0 / h
+            d1 = (models[-1] - models[-2]) / r0
+            x = sigma[i] / sigma[s] * x - alpha[i] * phi_1 * models[-1] - 0.5 * alpha[i] * phi_1 * d1
+        else:
+            h_0, h_1 = lam[s] - lam[s - 1], lam[s - 1] - lam[s - 2]
+            r0, r1 = h_0 / h, h_1 / h
+            d1_0 = (models[-1] - models[-2]) / r0
+            d1_1 = (models[-2] - models[-3]) / r1
+            d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
+            d2 = (d1_0 - d1_1) / (r0 + r1)
+            phi_2 = phi_1 / h + 1.0
+            phi_3 = phi_2 / h - 0.5
+            x = sigma[i] / sigma[s] * x - alpha[i] * phi_1 * models[-1] + alpha[i] * phi_2 * d1 - alpha[i] * phi_3 * d2
+        models.append(data(x, i))
+    return models[-1]

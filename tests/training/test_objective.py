@@ -109,6 +109,25 @@ def test_log_normal_noise_levels():
     torch.testing.assert_close(uniform, torch.randint(0, 1000, (8,), generator=torch.Generator().manual_seed(3)))
 
 
+def test_logsnr_uniform_noise_levels():
+    # the linear schedule's ends: alpha_bar(0) = 1 - 1e-4, so log SNR = log(9999) = 9.2102; alpha_bar(999) = 4.0358e-5
+    forward = ForwardProcess(SCHEDULE)
+    ab_end = float(np.prod(1 - np.linspace(1e-4, 0.02, 1000)))
+    high, low = math.log(0.9999 / 1e-4), math.log(ab_end / (1 - ab_end))
+    assert high == pytest.approx(9.2102, abs=1e-4) and low == pytest.approx(-10.1177, abs=1e-4)
+    draws = NoiseLevels("logsnr-uniform", forward).draw(20_000, torch.Generator().manual_seed(0))
+    assert draws.dtype == torch.float32 and float(draws.min()) >= 0.0 and float(draws.max()) <= 999.0
+    ab = forward.alpha_bar_at(draws).double()
+    log_snr = torch.log(ab / (1 - ab))
+    assert float(log_snr.min()) >= low - 1e-3 and float(log_snr.max()) <= high + 1e-3
+    # uniform: each of four equal log-SNR intervals holds a quarter (20,000 draws: standard error 0.003)
+    edges = np.linspace(low, high, 5)
+    counts = np.histogram(log_snr.numpy(), bins=edges)[0] / 20_000
+    np.testing.assert_allclose(counts, 0.25, atol=0.015)
+    # against the seed's uniform t, which puts half its rows below log SNR -2.47 (t >= 500)
+    assert float((log_snr < -2.47).double().mean()) == pytest.approx((-2.47 - low) / (high - low), abs=0.015)
+
+
 def test_eps_network_is_the_network_itself_for_epsilon():
     net = torch.nn.Conv2d(1, 1, 1)
     assert eps_network(net, Parameterisation("epsilon"), SCHEDULE.alpha_bars) is net

@@ -16,7 +16,7 @@ from .classes import ALL_CLASSES
 from .cli_main import run_cli
 from .devices import DEVICES
 from .errors import UserError
-from .generate import SamplingSettings
+from .generate import FITTED, SamplingSettings
 from .guidance import DEFAULT_GUIDANCE_SCALE
 from .jobs import JOB_FOLDER
 from .samplers import REGISTRY, all_options
@@ -109,10 +109,11 @@ def sampler_options(func):
 )
 @click.option(
     "--spacing",
-    type=click.Choice(SPACINGS),
+    type=click.Choice((*SPACINGS, FITTED)),
     default=None,
-    help="Where the model calls fall in t: even in t from T-1 (trailing), even in log-SNR, or Karras et al.'s "
-    "sigma ramp; logsnr and karras end at t = 0.  [default: "
+    help="Where the model calls fall in t: even in t from T-1 (trailing), even in log-SNR, Karras et al.'s "
+    "sigma ramp, or the model's own fitted times (ddpm fit-schedule); logsnr, karras and fitted end at t = 0.  "
+    "[default: fitted where the model has them for the sampler and steps, else "
     + ", ".join(f"{spec.name} {spec.default_spacing}" for spec in REGISTRY.values())
     + "]",
 )
@@ -343,6 +344,18 @@ def info_command(model, as_json) -> None:
         "exporter:   " + ", ".join(f"{k} {v}" for k, v in sorted(meta.exporter.items())),
         f"format:     ddpm metadata v{meta.format_version}",
     ]
+    for entry in meta.fitted:
+        fit = entry.fit
+        lines.append(
+            f"fitted:     {entry.sampler}, {entry.steps} calls at t = "
+            + ", ".join(f"{t:.1f}" for t in entry.timesteps)
+            + (
+                f" (error {fit['error']:.2e} against {fit.get('reference')}; {fit.get('start_spacing')} "
+                f"spacing {fit['start_error']:.2e})"
+                if "error" in fit and "start_error" in fit
+                else ""
+            )
+        )
     if meta.classes is None:
         lines.insert(5, "classes:    none (unconditional)")
     else:

@@ -16,6 +16,8 @@ from .samplers import REGISTRY, all_options, get_sampler
 from .schedule import NoiseSchedule
 from .timesteps import DEFAULT_RHO, SPACINGS, sampling_timesteps
 
+FITTED = "fitted"  # --spacing: the model's own fitted times (metadata "sampling"), not a formula
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -30,7 +32,9 @@ class SamplingSettings:
     steps: int | None = None  # model calls per image; None: the sampler's default_steps
     seed: int = 0  # image i always gets the noise of default_rng([seed, i])
     options: dict = field(default_factory=dict)  # the sampler's keyword options that were given
-    spacing: str | None = None  # how the model calls are spread over t (timesteps.SPACINGS); None: the sampler's
+    # How the model calls are spread over t: timesteps.SPACINGS, or "fitted" (the model's own fitted times
+    # for this sampler and steps, ``ddpm fit-schedule``); None: fitted where the model has them, else the sampler's.
+    spacing: str | None = None
     rho: float = DEFAULT_RHO  # the karras spacing's exponent
     # Class-conditional models: the class of each image (len num_images), or None for unconditional
     # samples ("no class"); and classifier-free guidance's w (guidance.py; 0: the plain conditional model).
@@ -55,8 +59,8 @@ class SamplingSettings:
         steps = self.resolved_steps(num_timesteps)
         if not 1 <= steps <= num_timesteps:
             raise UserError(f"--steps must be between 1 and T={num_timesteps} (the model's schedule), got {steps}")
-        if self.resolved_spacing() not in SPACINGS:
-            raise UserError(f"unknown --spacing {self.spacing!r} (choose from {', '.join(SPACINGS)})")
+        if self.resolved_spacing() not in (*SPACINGS, FITTED):
+            raise UserError(f"unknown --spacing {self.spacing!r} (choose from {', '.join((*SPACINGS, FITTED))})")
         if not self.rho > 0:
             raise UserError(f"--rho must be positive, got {self.rho}")
         known, accepted = all_options(), {option.name: option for option in spec.options}
@@ -91,6 +95,23 @@ class SamplingSettings:
             )
 
 
+def model_timesteps(settings: SamplingSettings, metadata: ModelMetadata, schedule: NoiseSchedule) -> np.ndarray:
+    """The times of the model calls: the model's fitted ones for this sampler and steps when the spacing
+    is "fitted", or not given and the model has them; otherwise the spacing's formula."""
+    steps = settings.resolved_steps(schedule.num_timesteps)
+    if settings.spacing in (None, FITTED):
+        fitted = metadata.fitted_timesteps(settings.sampler, steps)
+        if fitted is not None:
+            return np.asarray(fitted.timesteps, dtype=np.float64)
+        if settings.spacing == FITTED:
+            have = ", ".join(f"{f.sampler} {f.steps}" for f in metadata.fitted) or "none"
+            raise UserError(
+                f"the model has no fitted timesteps for {settings.sampler} at {steps} steps (it has: {have}; "
+                "see ddpm fit-schedule)"
+            )
+    return sampling_timesteps(schedule, steps, settings.resolved_spacing(), settings.rho)
+
+
 def batch_ranges(num_images: int, batch_size: int) -> list[range]:
     """The image indices of each batch: [0, B), [B, 2B), ... A job split into shards or resumed runs
     these very batches, so every image comes out of the same model calls as in one uninterrupted run."""
@@ -112,8 +133,7 @@ def generate_batches(
     settings.validate(schedule.num_timesteps)
     settings.validate_classes(metadata)
     sample = get_sampler(settings.sampler).sample
-    steps = settings.resolved_steps(schedule.num_timesteps)
-    timesteps = sampling_timesteps(schedule, steps, settings.resolved_spacing(), settings.rho)
+    timesteps = model_timesteps(settings, metadata, schedule)
     image = metadata.image
     ranges = batch_ranges(settings.num_images, settings.batch_size)
     for batch_index in range(len(ranges)) if batch_indices is None else batch_indices:

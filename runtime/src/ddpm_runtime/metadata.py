@@ -8,7 +8,8 @@ read here without torch.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from itertools import pairwise
 
 from .classes import check_class_names
 from .contract import METADATA_FORMAT_VERSION, METADATA_KEY
@@ -40,6 +41,23 @@ class ClassSpec:
 
 
 @dataclass(frozen=True)
+class FittedTimesteps:
+    """Model-call times fitted to this model for one sampler and call count (``schedule_fit.py``; written
+    by ``ddpm fit-schedule``). ``fit``: how it was fitted (error against the reference, start spacing)."""
+
+    sampler: str
+    timesteps: tuple[float, ...]  # descending, from T-1 to 0
+    fit: dict = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return len(self.timesteps)
+
+    def to_dict(self) -> dict:
+        return {"sampler": self.sampler, "timesteps": list(self.timesteps), "fit": dict(self.fit)}
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     image: ImageSpec
     schedule: ScheduleConfig
@@ -51,14 +69,27 @@ class ModelMetadata:
     # A class-conditional model (its file takes the input y); None: unconditional, and the document
     # then has no "classes" key at all, exactly as before conditioning existed.
     classes: ClassSpec | None = None
+    # Fitted call times, one entry per (sampler, steps); empty: the document has no "sampling" key.
+    fitted: tuple[FittedTimesteps, ...] = ()
 
     @property
     def conditional(self) -> bool:
         return self.classes is not None
 
+    def fitted_timesteps(self, sampler: str, steps: int) -> FittedTimesteps | None:
+        return next((f for f in self.fitted if f.sampler == sampler and f.steps == steps), None)
+
+    def with_fitted(self, entry: FittedTimesteps) -> ModelMetadata:
+        """This document with ``entry`` in place of any earlier fit for the same sampler and steps."""
+        kept = tuple(f for f in self.fitted if (f.sampler, f.steps) != (entry.sampler, entry.steps))
+        return replace(self, fitted=tuple(sorted((*kept, entry), key=lambda f: (f.sampler, f.steps))))
+
     def to_json(self) -> str:
         data = asdict(self)
         data["image"]["value_range"] = list(self.image.value_range)
+        del data["fitted"]
+        if self.fitted:
+            data["sampling"] = {"fitted": [entry.to_dict() for entry in self.fitted]}
         if self.classes is None:
             del data["classes"]
         else:
@@ -95,6 +126,7 @@ class ModelMetadata:
             schedule = ScheduleConfig.from_dict(data["schedule"])
             prediction = data["prediction_type"]
             classes = _class_spec(data["classes"]) if "classes" in data else None
+            fitted = _fitted(data["sampling"], schedule.num_timesteps) if "sampling" in data else ()
             result = cls(
                 spec,
                 schedule,
@@ -104,6 +136,7 @@ class ModelMetadata:
                 dict(data["exporter"]),
                 version,
                 classes,
+                fitted,
             )
         except UserError as exc:
             raise UserError(f"{source}: bad metadata: {exc}") from None
@@ -133,3 +166,19 @@ def _class_spec(data: dict) -> ClassSpec:
             "(the 'no class' label must follow the classes)"
         )
     return ClassSpec(names, null_index)
+
+
+def _fitted(data: dict, num_timesteps: int) -> tuple[FittedTimesteps, ...]:
+    """The "sampling" entry's fitted call times; a UserError for anything a sampler could not use."""
+    entries = []
+    for item in data.get("fitted", []):
+        sampler, times = item["sampler"], tuple(float(t) for t in item["timesteps"])
+        if not isinstance(sampler, str) or not times:
+            raise UserError(f"fitted timesteps need a sampler name and times, got {item!r}"[:200])
+        descending = all(b < a for a, b in pairwise(times))
+        if times[0] != num_timesteps - 1 or times[-1] != 0.0 or not descending:
+            raise UserError(f"fitted timesteps for {sampler} must descend from {num_timesteps - 1} to 0")
+        entries.append(FittedTimesteps(sampler, times, dict(item.get("fit", {}))))
+    if len({(e.sampler, e.steps) for e in entries}) != len(entries):
+        raise UserError("two fitted schedules for the same sampler and steps")
+    return tuple(entries)

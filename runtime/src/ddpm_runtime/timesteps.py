@@ -42,6 +42,12 @@ def _times_for(schedule: NoiseSchedule, log_alpha_bar: np.ndarray) -> np.ndarray
     return np.interp(log_alpha_bar, table[::-1], np.arange(schedule.num_timesteps, dtype=np.float64)[::-1])
 
 
+def times_of_lambdas(schedule: NoiseSchedule, lambdas) -> np.ndarray:
+    """The times whose lambda = log(alpha / sigma) (``schedule.log_snr``) are these, clamped to [0, T-1]."""
+    # alpha_bar = 1 / (1 + e^{-2 lambda}), so log(alpha_bar) = -log(1 + e^{-2 lambda})
+    return _times_for(schedule, -np.log1p(np.exp(-2.0 * np.asarray(lambdas, dtype=np.float64))))
+
+
 def sampling_timesteps(
     schedule: NoiseSchedule, num_steps: int, spacing: str = "trailing", rho: float = DEFAULT_RHO
 ) -> np.ndarray:
@@ -62,7 +68,6 @@ def sampling_timesteps(
         ramp = np.linspace(0.0, 1.0, num_steps)
         sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
         lambdas = -np.log(sigmas)
-    # alpha_bar = 1 / (1 + e^{-2 lambda}), so log(alpha_bar) = -log(1 + e^{-2 lambda})
-    times = _times_for(schedule, -np.log1p(np.exp(-2.0 * lambdas)))
+    times = times_of_lambdas(schedule, lambdas)
     times[0], times[-1] = T - 1, 0.0  # exact ends, whatever the interpolation rounds to
     return times

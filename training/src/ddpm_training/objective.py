@@ -6,7 +6,9 @@ sigma = sqrt((1 - ab) / ab) (EDM's noise level of x_t / sqrt(ab)), SNR = 1 / sig
 - ``NoiseLevels`` draws each row's time t. "uniform": integer t ~ U{0..T-1}, the seed's draw with the
   seed's random numbers. "log-normal": ln sigma ~ N(p_mean, p_std^2) (Karras et al. 2022, EDM's
   training distribution), mapped to fractional t through the schedule (the exact inverse of
-  ``NoiseSchedule.alpha_bar_at``, which the samplers use), clamped to [0, T-1].
+  ``NoiseSchedule.alpha_bar_at``, which the samplers use), clamped to [0, T-1]. "logsnr-uniform":
+  log SNR uniform between the schedule's two ends (t = 0 and t = T-1), the distribution of the
+  calls a sampler with logsnr spacing (ddpm-run's default) makes, mapped to fractional t the same way.
 - ``diffusion_loss`` weighs each row's mean squared error of what the network predicts (its
   parameterisation, ``prediction.py``), as EDM's ``EDMLoss``. "none": no weight, the plain MSE of the
   network's own output (for epsilon the seed's L_simple; for edm EDM's lambda(sigma) loss).
@@ -22,12 +24,12 @@ import torch.nn.functional as F
 from .diffusion import ForwardProcess
 from .prediction import Parameterisation
 
-NOISE_LEVELS = ("uniform", "log-normal")
+NOISE_LEVELS = ("uniform", "log-normal", "logsnr-uniform")
 LOSS_WEIGHTINGS = ("none", "min-snr")
 
 
 class NoiseLevels:
-    """Draws a batch's times t from a torch generator: int64 for "uniform", float32 for "log-normal"."""
+    """Draws a batch's times t from a torch generator: int64 for "uniform", float32 for the others."""
 
     def __init__(self, kind: str, forward: ForwardProcess, p_mean: float = -1.2, p_std: float = 1.2):
         if kind not in NOISE_LEVELS:
@@ -37,7 +39,13 @@ class NoiseLevels:
     def draw(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         if self.kind == "uniform":
             return torch.randint(0, self.forward.num_timesteps, (batch_size,), generator=generator)
-        log_sigma = self.p_mean + self.p_std * torch.randn((batch_size,), generator=generator, dtype=torch.float64)
+        if self.kind == "log-normal":
+            log_sigma = self.p_mean + self.p_std * torch.randn((batch_size,), generator=generator, dtype=torch.float64)
+        else:
+            ends = self.forward.log_alpha_bars[[0, -1]].cpu()
+            log_snr_max, log_snr_min = (ends - torch.log(-torch.expm1(ends))).tolist()  # log(ab / (1 - ab))
+            u = torch.rand((batch_size,), generator=generator, dtype=torch.float64)
+            log_sigma = -0.5 * (log_snr_max + u * (log_snr_min - log_snr_max))
         return self.forward.time_of_sigma(log_sigma.exp()).float()
 
 

@@ -31,7 +31,8 @@ class TrainConfig:
     noise_levels: str = option(
         "uniform",
         "Where training puts its noise levels: uniform integer t (the seed's), or log-normal: "
-        "ln sigma ~ N(p-mean, p-std^2) (EDM), as fractional t.",
+        "ln sigma ~ N(p-mean, p-std^2) (EDM), or logsnr-uniform: log SNR uniform over the schedule (where "
+        "ddpm-run's default spacing calls the model), as fractional t.",
         NOISE_LEVELS,
     )
     p_mean: float = option(-1.2, "Mean of ln sigma for --noise-levels log-normal (EDM's).")

@@ -7,10 +7,11 @@ text and option flags all come from here.
 """
 
 from ..errors import UserError
-from . import ddim, ddpm, dpm_solver, dpm_solver_sde
+from . import ddim, ddpm, dpm_solver, dpm_solver_3m, dpm_solver_sde
 from .ddim import ddim_step, sample_ddim
 from .ddpm import ddpm_step, sample_ddpm
 from .dpm_solver import dpm_solver_2m_step, sample_dpm_solver_2m
+from .dpm_solver_3m import dpm_solver_3m_step, sample_dpm_solver_3m
 from .dpm_solver_sde import dpm_solver_2m_sde_step, sample_dpm_solver_2m_sde
 from .interface import Callback, EpsModel, SamplerOption, SamplerSpec
 
@@ -21,6 +22,7 @@ REGISTRY: dict[str, SamplerSpec] = {
         ddim.SPEC,
         dpm_solver.SPEC,
         dpm_solver_sde.SPEC,
+        dpm_solver_3m.SPEC,
     )
 }
 SAMPLERS = tuple(REGISTRY)
@@ -50,9 +52,11 @@ __all__ = [
     "ddpm_step",
     "dpm_solver_2m_sde_step",
     "dpm_solver_2m_step",
+    "dpm_solver_3m_step",
     "get_sampler",
     "sample_ddim",
     "sample_ddpm",
     "sample_dpm_solver_2m",
     "sample_dpm_solver_2m_sde",
+    "sample_dpm_solver_3m",
 ]
