@@ -118,7 +118,11 @@ def test_fitted_times_round_trip_and_replace_an_earlier_fit():
 
 @pytest.mark.parametrize(
     "times,problem",
-    [([999.0, 10.0, 20.0, 0.0], "descend"), ([998.0, 10.0, 0.0], "descend from 999 to 0"), ([999.0, 5.0, 0.0], None)],
+    [
+        ([999.0, 10.0, 20.0, 0.0], "descend"),
+        ([998.0, 10.0, 0.0], "descend from 999 to at least 0"),
+        ([999.0, 5.0, 0.0], None),
+    ],
 )
 def test_malformed_fits_are_user_errors(times, problem):
     doc = json.loads(metadata().to_json())

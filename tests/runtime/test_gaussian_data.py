@@ -50,6 +50,11 @@ STD_RATIO = {
     ("dpm-solver++3m", "trailing"): 0.503,
     ("dpm-solver++3m", "logsnr"): 1.162,
     ("dpm-solver++3m", "karras"): 1.241,
+    # consistency sampling with the denoiser itself (not a distilled student): each call returns the
+    # posterior mean E[x_0 | x_t], so the spread collapses towards the last call's
+    ("consistency", "trailing"): 0.200,
+    ("consistency", "logsnr"): 0.491,
+    ("consistency", "karras"): 0.164,
 }
 
 

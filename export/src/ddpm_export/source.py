@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ddpm_runtime.metadata import ClassSpec, ImageSpec, ModelMetadata
+from ddpm_runtime.metadata import ClassSpec, FittedTimesteps, ImageSpec, ModelMetadata
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 from ddpm_training.checkpoint import checkpoint_configs, load_checkpoint
 from ddpm_training.classes import ClassConditioning
@@ -37,6 +37,7 @@ class ExportSource:
     classes: ClassConditioning | None = None  # a class-conditional model's classes and label dropout
     # what the Unet predicts (the export outputs eps whatever it is)
     parameterisation: Parameterisation = field(default_factory=Parameterisation)
+    distill: dict | None = None  # a distilled student's "distill" entry (ddpm distill): its sampler and times
 
     @property
     def conditional(self) -> bool:
@@ -52,6 +53,20 @@ class ExportSource:
         if self.parameterisation.kind != "epsilon":
             # the graph converts it to eps (prediction_type), so readers of the format need not know it
             training["network_prediction"] = self.parameterisation.to_dict()
+        fitted, default = (), None
+        if self.distill is not None:
+            # the student's sampler and call times, so that ddpm-run samples with them by default
+            d = self.distill
+            fitted = tuple(
+                FittedTimesteps(d["sampler"], tuple(times), {"distilled": True})
+                for _, times in sorted(d["timesteps"].items(), key=lambda item: int(item[0]))
+            )
+            default = {"sampler": d["sampler"], "steps": d["calls"], "teacher_steps": d["teacher"]["step"]}
+            training["distilled"] = {
+                "calls": d["calls"],
+                "teacher_calls": d["teacher_calls"],
+                "teacher_steps": d["teacher"]["step"],
+            }
         return ModelMetadata(
             image=ImageSpec(cfg.im_channels, cfg.image_size, cfg.image_size),
             schedule=self.schedule,
@@ -66,6 +81,8 @@ class ExportSource:
             },
             exporter={"torch": str(torch.__version__), "ddpm_export": __version__, **exporter},
             classes=classes,
+            fitted=fitted,
+            default_sampling=default,
         )
 
 
@@ -102,6 +119,7 @@ def load_source(path: str | Path, weights: str = "ema") -> ExportSource:
         data_fingerprint=checkpoint.get("data", {}).get("fingerprint"),
         classes=classes,
         parameterisation=parameterisation,
+        distill=checkpoint.get("distill"),
     )
 
 

@@ -16,7 +16,7 @@ from .classes import ALL_CLASSES
 from .cli_main import run_cli
 from .devices import DEVICES
 from .errors import UserError
-from .generate import FITTED, SamplingSettings
+from .generate import FITTED, SamplingSettings, model_defaults
 from .guidance import DEFAULT_GUIDANCE_SCALE
 from .jobs import JOB_FOLDER
 from .samplers import REGISTRY, all_options
@@ -97,15 +97,15 @@ def sampler_options(func):
 @click.option(
     "--sampler",
     type=click.Choice(list(REGISTRY)),
-    default=_DEFAULTS.sampler,
-    show_default=True,
-    help=_SAMPLER_HELP + ".",
+    default=None,
+    help=_SAMPLER_HELP
+    + f".  [default: the model's own (a distilled student's, `ddpm-run info`), else {_DEFAULTS.sampler}]",
 )
 @click.option(
     "--steps",
     type=int,
     default=None,
-    help=f"Model calls per image, 1..T.  [default: {_STEPS_HELP}]",
+    help=f"Model calls per image, 1..T.  [default: the model's own for its sampler, else {_STEPS_HELP}]",
 )
 @click.option(
     "--spacing",
@@ -183,6 +183,7 @@ def sample_command(
 
     given = {name: value for name, value in options.items() if value is not None}
     eps_model = load_onnx_model(model, device, threads)
+    sampler, steps = model_defaults(eps_model.metadata, sampler, steps, str(model))
     request = class_request(model, eps_model.metadata, num_images, classes, per_class, guidance_scale)
     settings = SamplingSettings(
         request.num_images,
@@ -355,6 +356,12 @@ def info_command(model, as_json) -> None:
                 if "error" in fit and "start_error" in fit
                 else ""
             )
+        )
+    if meta.default_sampling:
+        default = meta.default_sampling
+        lines.append(
+            f"samples:    with {default['sampler']}, {default['steps']} calls by default"
+            + (f" (distilled from a teacher of {default['teacher_steps']} steps)" if "teacher_steps" in default else "")
         )
     if meta.classes is None:
         lines.insert(5, "classes:    none (unconditional)")

@@ -95,6 +95,19 @@ class SamplingSettings:
             )
 
 
+def model_defaults(metadata: ModelMetadata, sampler: str | None, steps: int | None, source: str = "model"):
+    """(sampler, steps) for a request that may leave them out: the model's own default (a distilled
+    student's, metadata "sampling") where it has one, else SamplingSettings' default sampler."""
+    default = metadata.default_sampling
+    if sampler is not None or default is None:
+        return sampler or SamplingSettings.sampler, steps
+    if default["sampler"] not in REGISTRY:
+        raise UserError(
+            f"{source}: samples with {default['sampler']!r}, which this ddpm-run does not have; pass --sampler"
+        )
+    return default["sampler"], default["steps"] if steps is None else steps
+
+
 def model_timesteps(settings: SamplingSettings, metadata: ModelMetadata, schedule: NoiseSchedule) -> np.ndarray:
     """The times of the model calls: the model's fitted ones for this sampler and steps when the spacing
     is "fitted", or not given and the model has them; otherwise the spacing's formula."""

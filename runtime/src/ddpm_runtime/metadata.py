@@ -69,8 +69,10 @@ class ModelMetadata:
     # A class-conditional model (its file takes the input y); None: unconditional, and the document
     # then has no "classes" key at all, exactly as before conditioning existed.
     classes: ClassSpec | None = None
-    # Fitted call times, one entry per (sampler, steps); empty: the document has no "sampling" key.
+    # Fitted call times, one entry per (sampler, steps), and the sampler and steps ddpm-run uses when
+    # none are given (a distilled student's); both empty: the document has no "sampling" key.
     fitted: tuple[FittedTimesteps, ...] = ()
+    default_sampling: dict | None = None  # {"sampler": name, "steps": n}
 
     @property
     def conditional(self) -> bool:
@@ -87,9 +89,11 @@ class ModelMetadata:
     def to_json(self) -> str:
         data = asdict(self)
         data["image"]["value_range"] = list(self.image.value_range)
-        del data["fitted"]
-        if self.fitted:
+        del data["fitted"], data["default_sampling"]
+        if self.fitted or self.default_sampling:
             data["sampling"] = {"fitted": [entry.to_dict() for entry in self.fitted]}
+            if self.default_sampling:
+                data["sampling"]["default"] = dict(self.default_sampling)
         if self.classes is None:
             del data["classes"]
         else:
@@ -127,6 +131,7 @@ class ModelMetadata:
             prediction = data["prediction_type"]
             classes = _class_spec(data["classes"]) if "classes" in data else None
             fitted = _fitted(data["sampling"], schedule.num_timesteps) if "sampling" in data else ()
+            default = _default_sampling(data["sampling"]) if "sampling" in data else None
             result = cls(
                 spec,
                 schedule,
@@ -137,6 +142,7 @@ class ModelMetadata:
                 version,
                 classes,
                 fitted,
+                default,
             )
         except UserError as exc:
             raise UserError(f"{source}: bad metadata: {exc}") from None
@@ -176,9 +182,18 @@ def _fitted(data: dict, num_timesteps: int) -> tuple[FittedTimesteps, ...]:
         if not isinstance(sampler, str) or not times:
             raise UserError(f"fitted timesteps need a sampler name and times, got {item!r}"[:200])
         descending = all(b < a for a, b in pairwise(times))
-        if times[0] != num_timesteps - 1 or times[-1] != 0.0 or not descending:
-            raise UserError(f"fitted timesteps for {sampler} must descend from {num_timesteps - 1} to 0")
+        if times[0] != num_timesteps - 1 or times[-1] < 0.0 or not descending:
+            raise UserError(f"fitted timesteps for {sampler} must descend from {num_timesteps - 1} to at least 0")
         entries.append(FittedTimesteps(sampler, times, dict(item.get("fit", {}))))
     if len({(e.sampler, e.steps) for e in entries}) != len(entries):
         raise UserError("two fitted schedules for the same sampler and steps")
     return tuple(entries)
+
+
+def _default_sampling(data: dict) -> dict | None:
+    default = data.get("default")
+    if default is None:
+        return None
+    if not isinstance(default.get("sampler"), str) or int(default.get("steps", 0)) < 1:
+        raise UserError(f"the default sampling needs a sampler name and steps >= 1, got {default!r}"[:200])
+    return {**default, "steps": int(default["steps"])}

@@ -389,14 +389,8 @@ class _Progress:
         if trainer.dist.is_main:
             from tqdm import tqdm
 
-            from .unet import count_parameters
-
             total = trainer.target_steps()
-            click.echo(
-                f"training {count_parameters(trainer.model):,} parameters on "
-                f"{trainer.data_info['num_images']:,} images ({trainer.device}, {trainer.dist.world_size} process(es))",
-                err=True,
-            )
+            click.echo(trainer.describe(), err=True)
             kept = ", kept from the resumed checkpoint" if trainer.step else ""
             click.echo(f"compute: {trainer.compute.name}{kept} ({trainer.compute.reason})", err=True)
             self.bar = tqdm(
@@ -425,6 +419,9 @@ class _Progress:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .distill_cli import distill_command
+
+    cli.add_command(distill_command)
     _load_plugins(cli)
     run_cli(cli, argv, "ddpm")
 

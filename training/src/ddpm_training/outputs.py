@@ -77,6 +77,7 @@ class RunFolder:
 
     def write_preview(self, trainer: Trainer) -> Path:
         """The sample grid of the trainer's current step (EMA weights, the same x_T every time)."""
+        sampler, timesteps = trainer.preview_sampling()
         grid = preview_grid(
             trainer.eps_model(ema=True),
             trainer.model_config,
@@ -87,6 +88,8 @@ class RunFolder:
             device=trainer.device,
             # a model trained without label dropout has no unconditional half to guide with
             guidance_scale=0.0 if trainer.classes is not None and trainer.classes.label_dropout == 0 else None,
+            sampler=sampler,
+            timesteps=timesteps,
         )
         path = self.preview_path(trainer.step)
         write_png(path, grid)

@@ -27,19 +27,23 @@ def preview_grid(
     seed: int,
     device: torch.device | str = "cpu",
     guidance_scale: float | None = None,
+    sampler: str | None = None,
+    timesteps: np.ndarray | None = None,
 ) -> np.ndarray:
     """An (H, W, C) uint8 grid of ``num_images`` samples, made as `ddpm-run sample` makes them by default
     (same sampler, spacing and options) with ``num_steps`` model calls. The same seed gives the same
     noise at every checkpoint, so successive grids show how the same noise turns into images.
 
     A class-conditional model draws image i as class i mod K, one class per column, with
-    ``guidance_scale`` (default: ddpm-run's)."""
+    ``guidance_scale`` (default: ddpm-run's). ``sampler`` and ``timesteps``: another sampler and its call
+    times (a distilled student's), instead of ddpm-run's default with ``num_steps`` calls."""
     size, channels = model_config.image_size, model_config.im_channels
     defaults = SamplingSettings()
-    spec = get_sampler(defaults.sampler)
+    spec = get_sampler(sampler or defaults.sampler)
     rng = PerImageNoise(seed, 0, num_images)
     x_T = rng.standard_normal((num_images, channels, size, size))
-    timesteps = sampling_timesteps(schedule, min(num_steps, schedule.num_timesteps), defaults.resolved_spacing())
+    if timesteps is None:
+        timesteps = sampling_timesteps(schedule, min(num_steps, schedule.num_timesteps), defaults.resolved_spacing())
     eps_model = numpy_eps_model(model, device)
     columns = None
     if model_config.num_classes:

@@ -82,14 +82,17 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
         check_free_space(folder.checkpoint_path, Path(request.resume).stat().st_size)
     created = folder.prepare()
     try:
-        return _train(trainer, folder, checkpoint, callbacks, info)
+        return train_in_folder(trainer, folder, checkpoint, callbacks, info)
     except BaseException:
         if info.is_main and not folder.checkpoint_path.exists():
             folder.remove_empty(created)
         raise
 
 
-def _train(trainer: Trainer, folder: RunFolder, checkpoint: dict | None, callbacks: Callbacks, info) -> RunSummary:
+def train_in_folder(
+    trainer: Trainer, folder: RunFolder, checkpoint: dict | None, callbacks: Callbacks, info
+) -> RunSummary:
+    """Run ``fit`` on a prepared folder: previews, checkpoints, the summary (ddpm train and ddpm distill)."""
     if info.is_main:
         folder.remove_stale_temporaries()  # what a kill -9 during a write left behind
         if checkpoint is not None and not folder.preview_path(trainer.step).exists():

@@ -133,6 +133,19 @@ class Trainer:
         network = self.ema.model if ema else self.model
         return eps_network(network, self.parameterisation, self.schedule.alpha_bars)
 
+    def describe(self) -> str:
+        """The run's first line: what is trained on what."""
+        from .unet import count_parameters
+
+        return (
+            f"training {count_parameters(self.model):,} parameters on {self.data_info['num_images']:,} images "
+            f"({self.device}, {self.dist.world_size} process(es))"
+        )
+
+    def preview_sampling(self) -> tuple[str | None, np.ndarray | None]:
+        """Sampler and call times of the run's preview grids; (None, None): ddpm-run's defaults."""
+        return None, None
+
     # ---- one step
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then constant or a cosine to 0 over the planned run (``self.progress``)."""

@@ -7,7 +7,8 @@ text and option flags all come from here.
 """
 
 from ..errors import UserError
-from . import ddim, ddpm, dpm_solver, dpm_solver_3m, dpm_solver_sde
+from . import consistency, ddim, ddpm, dpm_solver, dpm_solver_3m, dpm_solver_sde
+from .consistency import consistency_step, sample_consistency
 from .ddim import ddim_step, sample_ddim
 from .ddpm import ddpm_step, sample_ddpm
 from .dpm_solver import dpm_solver_2m_step, sample_dpm_solver_2m
@@ -23,6 +24,7 @@ REGISTRY: dict[str, SamplerSpec] = {
         dpm_solver.SPEC,
         dpm_solver_sde.SPEC,
         dpm_solver_3m.SPEC,
+        consistency.SPEC,
     )
 }
 SAMPLERS = tuple(REGISTRY)
@@ -48,12 +50,14 @@ __all__ = [
     "SamplerOption",
     "SamplerSpec",
     "all_options",
+    "consistency_step",
     "ddim_step",
     "ddpm_step",
     "dpm_solver_2m_sde_step",
     "dpm_solver_2m_step",
     "dpm_solver_3m_step",
     "get_sampler",
+    "sample_consistency",
     "sample_ddim",
     "sample_ddpm",
     "sample_dpm_solver_2m",

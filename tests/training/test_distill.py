@@ -1,0 +1,141 @@
+"""`ddpm distill`: the batch and loss against a hand-made computation, exact resume, refusals, and the
+student's export naming its sampler, which ddpm-run then uses by default. Tiny teacher, a few steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ddpm_runtime.samplers import sample_consistency, sample_dpm_solver_2m
+from ddpm_runtime.schedule import NoiseSchedule
+from ddpm_runtime.timesteps import sampling_timesteps
+from ddpm_training.checkpoint import load_checkpoint
+from ddpm_training.distill import DistillConfig, Distiller, student_times
+from ddpm_training.torch_eps import numpy_eps_model
+from ddpm_training.train_config import TrainConfig
+
+from cli_helpers import error_lines, run_ddpm, run_ddpm_run
+from data_helpers import make_checkpoint
+
+SCHEDULE = NoiseSchedule.from_config()
+SMALL = ["--batch-size", "8", "--calls", "2", "--teacher-calls", "4", "--precision", "fp32", "--memory-format",
+         "contiguous", "--checkpoint-every", "2"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
+    make_checkpoint(path, "tiny", 12, steps=3, prediction="v")
+    return path
+
+
+def distiller(teacher_path, **train) -> Distiller:
+    config = TrainConfig(**{"batch_size": 8, "lr": 1e-4, "max_steps": 4, "prediction": "v", **train})
+    return Distiller(load_checkpoint(teacher_path), config, DistillConfig(calls=2, teacher_calls=4))
+
+
+def test_batch_and_loss_by_hand(teacher):
+    d = distiller(teacher)
+    x, t, target = d.trajectories(4)  # 4 noises x 2 student times
+    # the same noises, through the teacher's 2M karras run written out here
+    x_T = torch.randn((4, 1, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
+    times = sampling_timesteps(SCHEDULE, 4, "karras")
+    teacher_eps = numpy_eps_model(d.eps_model(ema=True))  # the student starts as the teacher: same weights
+    states = [x_T]
+    end = sample_dpm_solver_2m(teacher_eps, x_T, SCHEDULE, times, callback=lambda i, s, v: states.append(v.copy()))
+    np.testing.assert_allclose(x.numpy().reshape(4, 2, 1, 12, 12)[:, 0], x_T, atol=1e-6)
+    np.testing.assert_allclose(x.numpy().reshape(4, 2, 1, 12, 12)[:, 1], states[2], atol=1e-6)  # teacher call 2
+    np.testing.assert_array_equal(t.numpy().reshape(4, 2), np.broadcast_to(np.float32(times[[0, 2]]), (4, 2)))
+    np.testing.assert_allclose(target.numpy().reshape(4, 2, 1, 12, 12)[:, 1], np.clip(end, -1, 1), atol=1e-6)
+    np.testing.assert_array_equal(student_times(SCHEDULE, d.distill_config), times[[0, 2]])
+    # loss: the student's x_0 estimate (x - sqrt(1 - ab) eps) / sqrt(ab) against the teacher's image
+    eps = teacher_eps(x.numpy(), t.numpy()).astype(np.float64)
+    ab = SCHEDULE.alpha_bar_at(t.numpy().astype(np.float64))[:, None, None, None]
+    x0 = (x.numpy() - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
+    expected = float(np.mean((x0 - target.numpy()) ** 2))
+    with torch.no_grad():
+        assert float(d.distill_loss(x, t, target)) == pytest.approx(expected, rel=1e-4)
+    assert expected > 0  # the teacher's own x_0 estimate at T-1 is not yet its ODE's end
+
+
+def test_resume_is_bit_exact(capsys, teacher, tmp_path):
+    """4 steps straight against 4 steps stopped after step 2 (as SIGTERM stops a run: the same target,
+    so the cosine rate is the same) and resumed: bit for bit."""
+    from ddpm_training.distill_run import DistillRequest, run_distill
+    from ddpm_training.run import Callbacks
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run_ddpm(capsys, "distill", teacher, "--out", straight, "--max-steps", "4", *SMALL).code == 0
+    options = {"batch_size": 8, "max_steps": 4, "checkpoint_every": 2}
+    request = DistillRequest(teacher, split, None, 2, 4, options, "fp32", "contiguous")
+    done = []
+    summary = run_distill(request, Callbacks(on_step=done.append, should_stop=lambda: len(done) >= 2))
+    assert summary.stop_reason == "interrupted" and summary.step == 2
+    result = run_ddpm(capsys, "distill", "--resume", split / "checkpoint.pt")
+    assert result.code == 0, result.err
+    a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(split / "checkpoint.pt")
+    assert a["step"] == b["step"] == 4
+    for key in ("model", "ema", "teacher"):
+        assert all(torch.equal(a[key][name], b[key][name]) for name in a[key]), key
+    assert a["distill"] == b["distill"] and a["distill"]["sampler"] == "consistency"
+    assert sorted(p.name for p in (straight / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
+
+
+def test_student_exports_with_its_sampler_and_ddpm_run_uses_it(capsys, teacher, tmp_path):
+    from ddpm_runtime.generate import SamplingSettings, generate
+    from ddpm_runtime.onnx_model import load_onnx_model
+
+    run = tmp_path / "student"
+    assert run_ddpm(capsys, "distill", teacher, "--out", run, "--max-steps", "2", *SMALL).code == 0
+    model_path = tmp_path / "student.onnx"
+    assert run_ddpm(capsys, "export-onnx", run / "checkpoint.pt", "-o", model_path).code == 0
+    model = load_onnx_model(model_path, "cpu")
+    meta = model.metadata
+    assert meta.default_sampling["sampler"] == "consistency" and meta.default_sampling["steps"] == 2
+    times = student_times(SCHEDULE, DistillConfig(2, 4))
+    assert meta.fitted_timesteps("consistency", 2).timesteps == tuple(times)
+    assert meta.fitted_timesteps("consistency", 1).timesteps == (999.0,)
+    assert meta.training["distilled"] == {"calls": 2, "teacher_calls": 4, "teacher_steps": 3}
+
+    calls = []
+
+    def counting(x, t, y=None):
+        calls.append(float(t[0]))
+        return model(x, t)
+
+    sampled = run_ddpm_run(capsys, "sample", model_path, "-n", "3", "--out", tmp_path / "out")
+    assert sampled.code == 0 and f"{model_path}: consistency, 2 steps" in sampled.err
+    from ddpm_runtime.generate import model_defaults
+
+    sampler, steps = model_defaults(meta, None, None)
+    images = generate(counting, meta, SamplingSettings(num_images=3, sampler=sampler, steps=steps))
+    assert calls == [float(np.float32(v)) for v in times] and images.shape == (3, 12, 12, 1)
+    one = generate(model, meta, SamplingSettings(num_images=3, sampler="consistency", steps=1))
+    x_T = np.stack([np.random.default_rng([0, i]).standard_normal((1, 12, 12)) for i in range(3)])
+    expected = sample_consistency(model, x_T, SCHEDULE, np.array([999.0]))  # one call: x_0 from x_T, clipped
+    np.testing.assert_array_equal(
+        one, np.round((np.clip(expected, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(0, 2, 3, 1)
+    )
+    info = run_ddpm_run(capsys, "info", model_path)
+    assert "samples:    with consistency, 2 calls by default (distilled from a teacher of 3 steps)" in info.out
+
+
+def test_refusals_are_one_line_errors(capsys, teacher, tiny_conditional_trained, tmp_path):
+    student = tmp_path / "student"
+    assert run_ddpm(capsys, "distill", teacher, "--out", student, "--max-steps", "1", *SMALL).code == 0
+    one = ["--max-steps", "1"]
+    cases = [
+        ([student / "checkpoint.pt", "--out", tmp_path / "a", *one], "is a distilled student, not a teacher"),
+        ([tiny_conditional_trained, "--out", tmp_path / "b", "--max-steps", "1"], "is a class-conditional model"),
+        (["--resume", teacher, "--max-steps", "1"], "is not a `ddpm distill` run"),
+        ([teacher, "--out", tmp_path / "c", "--calls", "3", *one], "--calls 3 must divide --teacher-calls 8"),
+        ([teacher, "--out", tmp_path / "d"], "give --max-steps or --max-minutes"),
+        ([tmp_path / "missing.pt", "--max-steps", "1"], "no such checkpoint file"),
+        ([teacher, "--out", student, "--max-steps", "1"], "a run already lives here"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = run_ddpm(capsys, "distill", *args)
+        assert result.code == 2 and len(error_lines(result)) == 1 and message in result.err, (args, result.err)
+        assert "Traceback" not in result.err
+    assert not any((tmp_path / name).exists() for name in "abcd")

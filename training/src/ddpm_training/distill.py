@@ -1,0 +1,250 @@
+"""`ddpm distill` as a library: a student with the teacher's U-Net that samples in a few model calls.
+
+Method: regression onto the teacher's own ODE solutions ("flow-map" distillation). Every step draws K
+starting noises and runs the teacher's deterministic few-call solver on them (DPM-Solver++(2M),
+karras spacing, ``teacher_calls`` calls: its best few-call sampler, BENCHMARKS.md "Four model
+calls"), with the runtime's NumPy sampler and no gradients. Where that trajectory passes the
+student's call times t_0 = T-1 > t_1 > ... (every ``teacher_calls / calls``-th teacher call), the
+student learns to give the trajectory's end, the teacher's image x_0*, as its x_0 estimate:
+
+    loss = mean over the K x calls points of || x0_student(x_{t_i}, t_i) - x0* ||^2
+
+That is the consistency function of the teacher's ODE (Song et al. 2023) learnt by regression on the
+teacher's solutions (Luhman and Luhman 2021 did it at t = T only). The student samples with the
+consistency sampler (``ddpm_runtime.samplers.consistency``): x_0 from t_0, noised afresh to t_1, x_0
+again, and so on; with one call it is x0_student(x_T). It keeps the teacher's parameterisation, so
+its export outputs eps like every model file.
+
+The student starts from the teacher's EMA weights. Its checkpoint holds the teacher's weights too,
+so a resumed run needs nothing but the checkpoint and goes on bit for bit. Pure: no files here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ddpm_runtime.samplers import get_sampler
+from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
+from ddpm_runtime.timesteps import sampling_timesteps
+
+from .compute import ComputeChoice, layout_name, precision_name
+from .config import UNetConfig
+from .diffusion import ForwardProcess
+from .distributed import DistInfo
+from .ema import EMA
+from .errors import TrainingError
+from .prediction import eps_network
+from .torch_eps import numpy_eps_model
+from .train_config import TrainConfig
+from .trainer import LogRecord, NonFiniteError, Trainer
+from .unet import Unet
+
+TEACHER_SAMPLER, TEACHER_SPACING = "dpm-solver++", "karras"
+STUDENT_SAMPLER = "consistency"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    calls: int = 4  # model calls the student samples with
+    teacher_calls: int = 8  # teacher calls per trajectory; a multiple of calls
+
+    def check(self, batch_size: int) -> None:
+        if not 1 <= self.calls <= self.teacher_calls or self.teacher_calls % self.calls:
+            raise TrainingError(
+                f"--calls {self.calls} must divide --teacher-calls {self.teacher_calls} (and be at least 1)"
+            )
+        if batch_size % self.calls:
+            raise TrainingError(f"--batch-size {batch_size} must be a multiple of --calls {self.calls}")
+
+    def to_dict(self) -> dict:
+        return {"calls": self.calls, "teacher_calls": self.teacher_calls}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DistillConfig:
+        return cls(int(data["calls"]), int(data["teacher_calls"]))
+
+
+def teacher_times(schedule: NoiseSchedule, config: DistillConfig) -> np.ndarray:
+    return sampling_timesteps(schedule, config.teacher_calls, TEACHER_SPACING)
+
+
+def student_times(schedule: NoiseSchedule, config: DistillConfig, calls: int | None = None) -> np.ndarray:
+    """The student's call times for ``calls`` (a divisor of config.calls; default config.calls): every
+    (teacher_calls / calls)-th teacher call time, from T-1."""
+    calls = calls or config.calls
+    return teacher_times(schedule, config)[:: config.teacher_calls // calls]
+
+
+def refuse_non_teacher(checkpoint: dict, source: str) -> None:
+    """A teacher is a trained, unconditional ``ddpm train`` checkpoint (not itself a student)."""
+    if "distill" in checkpoint:
+        raise TrainingError(f"{source}: is a distilled student, not a teacher; distil from a `ddpm train` checkpoint")
+    if checkpoint.get("classes") or UNetConfig.from_dict(checkpoint["model_config"]).num_classes:
+        raise TrainingError(
+            f"{source}: is a class-conditional model; distilling guidance into a student is not supported yet"
+        )
+    if int(checkpoint["step"]) < 1:
+        raise TrainingError(f"{source}: has no training steps; a teacher must be trained first")
+
+
+class Distiller(Trainer):
+    """A Trainer whose batches are teacher trajectories instead of data (``fit`` and the run folder
+    take it as they take a Trainer)."""
+
+    def __init__(
+        self,
+        teacher_checkpoint: dict,
+        train_config: TrainConfig,
+        distill_config: DistillConfig,
+        device: torch.device | str = "cpu",
+        teacher_source: str = "teacher",
+    ):
+        refuse_non_teacher(teacher_checkpoint, teacher_source)
+        distill_config.check(train_config.batch_size)
+        self.model_config = UNetConfig.from_dict(teacher_checkpoint["model_config"])
+        self.classes = None
+        self.schedule = NoiseSchedule.from_config(ScheduleConfig.from_dict(teacher_checkpoint["schedule"]))
+        self.config = train_config
+        self.distill_config = distill_config
+        self.device = torch.device(device)
+        self.dist = DistInfo()
+        teacher_config = TrainConfig.from_dict(teacher_checkpoint.get("train_config", {}))
+        self.teacher_info = {
+            "step": int(teacher_checkpoint["step"]),
+            "data": teacher_checkpoint.get("data", {}),
+            "source": teacher_source,
+            "train_config": teacher_config.to_dict(),
+        }
+        self.data_info = dict(teacher_checkpoint.get("data", {}))
+        self.steps_per_epoch = 2**62  # no data, no epochs
+        self.local_batch = train_config.batch_size
+        self.parameterisation = teacher_config.parameterisation
+        if train_config.parameterisation != self.parameterisation:
+            raise TrainingError(
+                f"{teacher_source}: the student keeps the teacher's parameterisation "
+                f"({self.parameterisation.kind}), not {train_config.prediction}"
+            )
+
+        torch.manual_seed(train_config.seed)
+        self.memory_format = torch.channels_last if train_config.channels_last else torch.contiguous_format
+        self.teacher = Unet(self.model_config)
+        try:
+            self.teacher.load_state_dict(teacher_checkpoint["ema"])
+        except (RuntimeError, KeyError) as exc:
+            raise TrainingError(f"{teacher_source}: teacher weights do not fit its model ({str(exc)[:120]})") from None
+        self.teacher = self.teacher.to(self.device).eval().requires_grad_(False)
+        self.model = copy.deepcopy(self.teacher).train().requires_grad_(True)
+        self.model = self.model.to(memory_format=self.memory_format)
+        self.ema = EMA(self.model, train_config.ema_decay)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=train_config.lr, betas=(0.9, train_config.adam_beta2), fused=True
+        )
+        self.ddp = self.model
+        self.forward_process = ForwardProcess(self.schedule, self.device)
+        self.generator = torch.Generator().manual_seed(train_config.seed)
+        self.step, self.elapsed_s, self.progress = 0, 0.0, 0.0
+        self.history: list[LogRecord] = []
+        bf16, channels_last = train_config.bf16, train_config.channels_last
+        self.compute = ComputeChoice(precision_name(bf16), layout_name(channels_last), bf16, channels_last, "as given")
+        self._teacher_eps = numpy_eps_model(eps_network(self.teacher, self.parameterisation, self.schedule.alpha_bars))
+        self._teacher_times = teacher_times(self.schedule, distill_config)
+        stride = distill_config.teacher_calls // distill_config.calls
+        self._indices = list(range(0, distill_config.teacher_calls, stride))  # teacher calls at student times
+
+    def describe(self) -> str:
+        from .unet import count_parameters
+
+        d = self.distill_config
+        return (
+            f"distilling {count_parameters(self.model):,} parameters for {d.calls} call(s) from a teacher of "
+            f"{self.teacher_info['step']:,} steps ({TEACHER_SAMPLER} {TEACHER_SPACING}, {d.teacher_calls} calls; "
+            f"{self.config.batch_size // d.calls} trajectories per step, {self.device})"
+        )
+
+    def preview_sampling(self) -> tuple[str, np.ndarray]:
+        return STUDENT_SAMPLER, student_times(self.schedule, self.distill_config)
+
+    # ---- one step
+    def trajectories(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x at the student's times (count * calls, C, H, W), those times (count * calls,), the teacher's
+        images x0* repeated per point) from ``count`` starting noises drawn from the generator."""
+        cfg = self.model_config
+        shape = (count, cfg.im_channels, cfg.image_size, cfg.image_size)
+        x_T = torch.randn(shape, generator=self.generator, dtype=torch.float64).numpy()
+        states = {0: x_T}
+
+        def keep(i, t, x):
+            if i + 1 in self._indices:
+                states[i + 1] = x.copy()
+
+        end = get_sampler(TEACHER_SAMPLER).sample(
+            self._teacher_eps, x_T, self.schedule, self._teacher_times, callback=keep
+        )
+        end = np.clip(end, -1.0, 1.0)
+        x = np.stack([states[i] for i in self._indices], axis=1)  # (count, calls, C, H, W)
+        t = np.broadcast_to(self._teacher_times[self._indices], (count, len(self._indices)))
+        target = np.broadcast_to(end[:, None], x.shape)
+        flat = (count * len(self._indices), *shape[1:])
+        as_tensor = lambda a, s: torch.from_numpy(np.ascontiguousarray(a).reshape(s)).float().to(self.device)  # noqa: E731
+        return as_tensor(x, flat), as_tensor(t, (flat[0],)), as_tensor(target, flat)
+
+    def distill_loss(self, x: torch.Tensor, t: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the student's x_0 estimate against the teacher's images, in float32."""
+        ab = self.forward_process.alpha_bar_at(t)[:, None, None, None]
+        output = self.ddp(self.parameterisation.network_input(x, ab), t).float()
+        eps = self.parameterisation.eps(output, x, ab)
+        x0 = (x - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+        return torch.mean((x0 - target) ** 2)
+
+    def train_step(self) -> torch.Tensor:
+        x, t, target = self.trajectories(self.config.batch_size // self.distill_config.calls)
+        x = x.contiguous(memory_format=self.memory_format)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            loss = self.distill_loss(x, t, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        loss = loss.detach()
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            raise NonFiniteError(
+                f"step {self.step + 1}: the loss is {loss.item():.4g} and the gradient norm {grad_norm.item():.4g}; "
+                f"the weights were not updated (lower --lr, now {self.config.lr:g})"
+            )
+        self.optimizer.step()
+        self.ema.update(self.model, self.step)
+        self.step += 1
+        return loss
+
+    # ---- checkpoint state
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["distill"] = {
+            **self.distill_config.to_dict(),
+            "teacher": self.teacher_info,
+            "sampler": STUDENT_SAMPLER,
+            "timesteps": {
+                str(c): [float(v) for v in student_times(self.schedule, self.distill_config, c)]
+                for c in divisors(self.distill_config.calls)
+            },
+        }
+        state["teacher"] = self.teacher.state_dict()
+        return state
+
+    def load_state_dict(self, checkpoint: dict, source: str = "checkpoint") -> None:
+        """Continue the student run in ``checkpoint`` (Trainer's checks, and the same distillation)."""
+        saved = DistillConfig.from_dict(checkpoint["distill"])
+        if saved != self.distill_config:
+            raise TrainingError(f"{source}: cannot resume: it distils for {saved}, not {self.distill_config}")
+        super().load_state_dict(checkpoint, source)
+
+
+def divisors(n: int) -> list[int]:
+    return [c for c in range(1, n + 1) if n % c == 0]
