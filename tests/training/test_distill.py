@@ -37,7 +37,8 @@ def distiller(teacher_path, **train) -> Distiller:
 
 def test_batch_and_loss_by_hand(teacher):
     d = distiller(teacher)
-    x, t, target = d.trajectories(4)  # 4 noises x 2 student times
+    x, t, target, y = d.trajectories(4)  # 4 noises x 2 student times
+    assert y is None
     # the same noises, through the teacher's 2M karras run written out here
     x_T = torch.randn((4, 1, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
     times = sampling_timesteps(SCHEDULE, 4, "karras")
@@ -68,7 +69,9 @@ def test_resume_is_bit_exact(capsys, teacher, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert run_ddpm(capsys, "distill", teacher, "--out", straight, "--max-steps", "4", *SMALL).code == 0
     options = {"batch_size": 8, "max_steps": 4, "checkpoint_every": 2}
-    request = DistillRequest(teacher, split, None, 2, 4, options, "fp32", "contiguous")
+    request = DistillRequest(
+        teacher, split, calls=2, teacher_calls=4, train_options=options, precision="fp32", layout="contiguous"
+    )
     done = []
     summary = run_distill(request, Callbacks(on_step=done.append, should_stop=lambda: len(done) >= 2))
     assert summary.stop_reason == "interrupted" and summary.step == 2
@@ -121,13 +124,13 @@ def test_student_exports_with_its_sampler_and_ddpm_run_uses_it(capsys, teacher, 
     assert "samples:    with consistency, 2 calls by default (distilled from a teacher of 3 steps)" in info.out
 
 
-def test_refusals_are_one_line_errors(capsys, teacher, tiny_conditional_trained, tmp_path):
+def test_refusals_are_one_line_errors(capsys, teacher, tmp_path):
     student = tmp_path / "student"
     assert run_ddpm(capsys, "distill", teacher, "--out", student, "--max-steps", "1", *SMALL).code == 0
     one = ["--max-steps", "1"]
     cases = [
         ([student / "checkpoint.pt", "--out", tmp_path / "a", *one], "is a distilled student, not a teacher"),
-        ([tiny_conditional_trained, "--out", tmp_path / "b", "--max-steps", "1"], "is a class-conditional model"),
+        ([teacher, "--out", tmp_path / "b", "--guidance-scale", "1", *one], "needs a class-conditional teacher"),
         (["--resume", teacher, "--max-steps", "1"], "is not a `ddpm distill` run"),
         ([teacher, "--out", tmp_path / "c", "--calls", "3", *one], "--calls 3 must divide --teacher-calls 8"),
         ([teacher, "--out", tmp_path / "d"], "give --max-steps or --max-minutes"),
@@ -139,3 +142,51 @@ def test_refusals_are_one_line_errors(capsys, teacher, tiny_conditional_trained,
         assert result.code == 2 and len(error_lines(result)) == 1 and message in result.err, (args, result.err)
         assert "Traceback" not in result.err
     assert not any((tmp_path / name).exists() for name in "abcd")
+
+
+def test_guided_student_learns_the_guided_teacher_and_samples_a_class_in_one_call_per_step(
+    capsys, tiny_conditional_trained, tmp_path
+):
+    """A class-conditional teacher: trajectories drawn with guidance (two teacher calls per step), the
+    student conditioned on the same labels; exported, `--class` sampling makes one call per step."""
+    from ddpm_runtime.guidance import guided_eps_model
+    from ddpm_runtime.onnx_model import load_onnx_model
+
+    checkpoint = load_checkpoint(tiny_conditional_trained)
+    config = TrainConfig(batch_size=8, lr=1e-4, max_steps=2)
+    d = Distiller(checkpoint, config, DistillConfig(calls=2, teacher_calls=4, guidance_scale=2.0, null_share=0.5))
+    _, _, target, y = d.trajectories(4)
+    generator = torch.Generator().manual_seed(0)
+    x_T = torch.randn((4, 1, 12, 12), generator=generator, dtype=torch.float64).numpy()
+    classes = torch.randint(0, 3, (4,), generator=generator)
+    labels = torch.where(torch.rand((4,), generator=generator) < 0.5, 3, classes).numpy()
+    np.testing.assert_array_equal(y.numpy(), np.repeat(labels, 2))
+    teacher = guided_eps_model(numpy_eps_model(d.eps_model(ema=True)), labels, 3, 2.0)
+    end = sample_dpm_solver_2m(teacher, x_T, SCHEDULE, sampling_timesteps(SCHEDULE, 4, "karras"))
+    np.testing.assert_allclose(target.numpy().reshape(4, 2, 1, 12, 12)[:, 0], np.clip(end, -1, 1), atol=1e-6)
+
+    run = tmp_path / "guided"
+    args = ["--out", run, "--max-steps", "2", "--guidance-scale", "2", *SMALL]
+    assert run_ddpm(capsys, "distill", tiny_conditional_trained, *args).code == 0
+    model_path = tmp_path / "guided.onnx"
+    assert run_ddpm(capsys, "export-onnx", run / "checkpoint.pt", "-o", model_path).code == 0
+    meta = load_onnx_model(model_path, "cpu").metadata
+    assert meta.default_sampling["guidance_scale"] == 0.0 and meta.training["distilled"]["guidance_scale"] == 2.0
+    result = run_ddpm_run(capsys, "sample", model_path, "--class", "all", "--per-class", "2", "--out", tmp_path / "s")
+    assert result.code == 0 and "consistency, 2 steps, 6 images" in result.err, result.err
+    # one call per step: the request's guidance is the student's own 0, so no "no class" half is sent
+    from ddpm_runtime.class_request import class_request
+    from ddpm_runtime.generate import SamplingSettings, generate
+
+    model = load_onnx_model(model_path, "cpu")
+    request = class_request(model_path, meta, None, ("all",), 2, None)
+    assert request.guidance_scale == 0.0
+    rows = []
+
+    def counting(x, t, y=None):
+        rows.append(len(x))
+        return model(x, t, y)
+
+    settings = SamplingSettings(6, 16, "consistency", 2, 0, {}, None, labels=request.labels, guidance_scale=0.0)
+    generate(counting, meta, settings)
+    assert rows == [6, 6]

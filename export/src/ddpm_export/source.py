@@ -67,6 +67,10 @@ class ExportSource:
                 "teacher_calls": d["teacher_calls"],
                 "teacher_steps": d["teacher"]["step"],
             }
+            if self.classes is not None:
+                # its guidance is inside: ddpm-run adds none unless asked (--guidance-scale)
+                default["guidance_scale"] = 0.0
+                training["distilled"]["guidance_scale"] = d.get("guidance_scale", 0.0)
         return ModelMetadata(
             image=ImageSpec(cfg.im_channels, cfg.image_size, cfg.image_size),
             schedule=self.schedule,

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ddpm_runtime.guidance import guided_eps_model
 from ddpm_runtime.samplers import get_sampler
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 from ddpm_runtime.timesteps import sampling_timesteps
 
+from .classes import ClassConditioning
 from .compute import ComputeChoice, layout_name, precision_name
 from .config import UNetConfig
 from .diffusion import ForwardProcess
@@ -51,6 +53,11 @@ STUDENT_SAMPLER = "consistency"
 class DistillConfig:
     calls: int = 4  # model calls the student samples with
     teacher_calls: int = 8  # teacher calls per trajectory; a multiple of calls
+    # class-conditional teachers: the guidance scale the teacher's trajectories are drawn with (folded
+    # into the student, which then needs one call per step), and the share of trajectories drawn
+    # without a class (unguided), so the student keeps the "no class" model too
+    guidance_scale: float = 0.0
+    null_share: float = 0.1
 
     def check(self, batch_size: int) -> None:
         if not 1 <= self.calls <= self.teacher_calls or self.teacher_calls % self.calls:
@@ -61,11 +68,21 @@ class DistillConfig:
             raise TrainingError(f"--batch-size {batch_size} must be a multiple of --calls {self.calls}")
 
     def to_dict(self) -> dict:
-        return {"calls": self.calls, "teacher_calls": self.teacher_calls}
+        return {
+            "calls": self.calls,
+            "teacher_calls": self.teacher_calls,
+            "guidance_scale": self.guidance_scale,
+            "null_share": self.null_share,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> DistillConfig:
-        return cls(int(data["calls"]), int(data["teacher_calls"]))
+        return cls(
+            int(data["calls"]),
+            int(data["teacher_calls"]),
+            float(data.get("guidance_scale", 0.0)),
+            float(data.get("null_share", 0.1)),
+        )
 
 
 def teacher_times(schedule: NoiseSchedule, config: DistillConfig) -> np.ndarray:
@@ -79,13 +96,17 @@ def student_times(schedule: NoiseSchedule, config: DistillConfig, calls: int | N
     return teacher_times(schedule, config)[:: config.teacher_calls // calls]
 
 
-def refuse_non_teacher(checkpoint: dict, source: str) -> None:
-    """A teacher is a trained, unconditional ``ddpm train`` checkpoint (not itself a student)."""
+def refuse_non_teacher(checkpoint: dict, source: str, guidance_scale: float = 0.0) -> None:
+    """A teacher is a trained ``ddpm train`` checkpoint (not itself a student); guidance needs a
+    class-conditional one trained with label dropout (its unconditional model)."""
     if "distill" in checkpoint:
         raise TrainingError(f"{source}: is a distilled student, not a teacher; distil from a `ddpm train` checkpoint")
-    if checkpoint.get("classes") or UNetConfig.from_dict(checkpoint["model_config"]).num_classes:
+    classes = ClassConditioning.from_checkpoint(checkpoint, source)
+    if guidance_scale and classes is None:
+        raise TrainingError(f"{source}: is an unconditional model; --guidance-scale needs a class-conditional teacher")
+    if guidance_scale and classes.label_dropout == 0:
         raise TrainingError(
-            f"{source}: is a class-conditional model; distilling guidance into a student is not supported yet"
+            f"{source}: was trained without label dropout, so it has no unconditional model to guide with"
         )
     if int(checkpoint["step"]) < 1:
         raise TrainingError(f"{source}: has no training steps; a teacher must be trained first")
@@ -103,10 +124,10 @@ class Distiller(Trainer):
         device: torch.device | str = "cpu",
         teacher_source: str = "teacher",
     ):
-        refuse_non_teacher(teacher_checkpoint, teacher_source)
+        refuse_non_teacher(teacher_checkpoint, teacher_source, distill_config.guidance_scale)
         distill_config.check(train_config.batch_size)
         self.model_config = UNetConfig.from_dict(teacher_checkpoint["model_config"])
-        self.classes = None
+        self.classes = ClassConditioning.from_checkpoint(teacher_checkpoint, teacher_source)
         self.schedule = NoiseSchedule.from_config(ScheduleConfig.from_dict(teacher_checkpoint["schedule"]))
         self.config = train_config
         self.distill_config = distill_config
@@ -159,8 +180,9 @@ class Distiller(Trainer):
         from .unet import count_parameters
 
         d = self.distill_config
+        guided = f", guidance {d.guidance_scale:g} folded in" if self.classes is not None else ""
         return (
-            f"distilling {count_parameters(self.model):,} parameters for {d.calls} call(s) from a teacher of "
+            f"distilling {count_parameters(self.model):,} parameters for {d.calls} call(s){guided} from a teacher of "
             f"{self.teacher_info['step']:,} steps ({TEACHER_SAMPLER} {TEACHER_SPACING}, {d.teacher_calls} calls; "
             f"{self.config.batch_size // d.calls} trajectories per step, {self.device})"
         )
@@ -168,46 +190,61 @@ class Distiller(Trainer):
     def preview_sampling(self) -> tuple[str, np.ndarray]:
         return STUDENT_SAMPLER, student_times(self.schedule, self.distill_config)
 
+    @property
+    def preview_guidance_scale(self) -> float:
+        return 0.0  # a guided student has its guidance inside
+
     # ---- one step
-    def trajectories(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def trajectories(self, count: int):
         """(x at the student's times (count * calls, C, H, W), those times (count * calls,), the teacher's
-        images x0* repeated per point) from ``count`` starting noises drawn from the generator."""
+        images x0* repeated per point, and for a conditional teacher each point's class label, else None)
+        from ``count`` starting noises (and labels) drawn from the generator."""
         cfg = self.model_config
         shape = (count, cfg.im_channels, cfg.image_size, cfg.image_size)
         x_T = torch.randn(shape, generator=self.generator, dtype=torch.float64).numpy()
+        teacher_eps, labels = self._teacher_eps, None
+        if self.classes is not None:
+            # drawn after x_T, only here: an unconditional distillation's random numbers are untouched
+            classes = torch.randint(0, cfg.num_classes, (count,), generator=self.generator)
+            unguided = torch.rand((count,), generator=self.generator) < self.distill_config.null_share
+            labels = torch.where(unguided, cfg.null_class, classes).numpy()
+            scale = self.distill_config.guidance_scale
+            teacher_eps = guided_eps_model(self._teacher_eps, labels, cfg.null_class, scale)
         states = {0: x_T}
 
         def keep(i, t, x):
             if i + 1 in self._indices:
                 states[i + 1] = x.copy()
 
-        end = get_sampler(TEACHER_SAMPLER).sample(
-            self._teacher_eps, x_T, self.schedule, self._teacher_times, callback=keep
-        )
+        end = get_sampler(TEACHER_SAMPLER).sample(teacher_eps, x_T, self.schedule, self._teacher_times, callback=keep)
         end = np.clip(end, -1.0, 1.0)
         x = np.stack([states[i] for i in self._indices], axis=1)  # (count, calls, C, H, W)
         t = np.broadcast_to(self._teacher_times[self._indices], (count, len(self._indices)))
         target = np.broadcast_to(end[:, None], x.shape)
         flat = (count * len(self._indices), *shape[1:])
         as_tensor = lambda a, s: torch.from_numpy(np.ascontiguousarray(a).reshape(s)).float().to(self.device)  # noqa: E731
-        return as_tensor(x, flat), as_tensor(t, (flat[0],)), as_tensor(target, flat)
+        y = None
+        if labels is not None:
+            y = torch.from_numpy(np.repeat(labels, len(self._indices))).to(self.device)
+        return as_tensor(x, flat), as_tensor(t, (flat[0],)), as_tensor(target, flat), y
 
-    def distill_loss(self, x: torch.Tensor, t: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def distill_loss(self, x: torch.Tensor, t: torch.Tensor, target: torch.Tensor, y=None) -> torch.Tensor:
         """Mean squared error of the student's x_0 estimate against the teacher's images, in float32."""
         ab = self.forward_process.alpha_bar_at(t)[:, None, None, None]
-        output = self.ddp(self.parameterisation.network_input(x, ab), t).float()
+        inputs = self.parameterisation.network_input(x, ab)
+        output = (self.ddp(inputs, t) if y is None else self.ddp(inputs, t, y)).float()
         eps = self.parameterisation.eps(output, x, ab)
         x0 = (x - (1.0 - ab).sqrt() * eps) / ab.sqrt()
         return torch.mean((x0 - target) ** 2)
 
     def train_step(self) -> torch.Tensor:
-        x, t, target = self.trajectories(self.config.batch_size // self.distill_config.calls)
+        x, t, target, y = self.trajectories(self.config.batch_size // self.distill_config.calls)
         x = x.contiguous(memory_format=self.memory_format)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            loss = self.distill_loss(x, t, target)
+            loss = self.distill_loss(x, t, target, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")

@@ -30,6 +30,13 @@ _D = DistillConfig()
     help="Teacher calls per trajectory (DPM-Solver++(2M), karras), a multiple of --calls.  "
     f"[default: {_D.teacher_calls}]",
 )
+@click.option(
+    "--guidance-scale",
+    type=float,
+    default=None,
+    help="Class-conditional teachers: the classifier-free guidance folded into the student (one call per step "
+    "instead of two).  [default: ddpm-run's guidance scale]",
+)
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps in total.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of this invocation.")
 @click.option(
@@ -61,7 +68,7 @@ _D = DistillConfig()
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.pass_context
 def distill_command(
-    ctx, teacher, out, resume, calls, teacher_calls, precision, memory_format, device, **values
+    ctx, teacher, out, resume, calls, teacher_calls, guidance_scale, precision, memory_format, device, **values
 ) -> None:
     """Distil TEACHER (a `ddpm train` checkpoint) into a student that samples in --calls model calls.
 
@@ -74,7 +81,9 @@ def distill_command(
     from .distill_run import DistillRequest, run_distill
 
     options = {name: value for name, value in values.items() if value is not None}
-    request = DistillRequest(teacher, out, resume, calls, teacher_calls, options, precision, memory_format, device)
+    request = DistillRequest(
+        teacher, out, resume, calls, teacher_calls, guidance_scale, options, precision, memory_format, device
+    )
     progress = _Progress()
     with StopSignals() as signals:
         from .run import Callbacks

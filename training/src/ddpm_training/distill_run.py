@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ddpm_runtime.files import check_free_space
+from ddpm_runtime.guidance import DEFAULT_GUIDANCE_SCALE, check_guidance_scale
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 
 from .checkpoint import load_checkpoint
@@ -44,6 +45,7 @@ class DistillRequest:
     resume: Path | None = None
     calls: int | None = None  # default: DistillConfig's, or the resumed run's
     teacher_calls: int | None = None
+    guidance_scale: float | None = None  # conditional teachers; default: ddpm-run's guidance scale
     train_options: dict = field(default_factory=dict)  # TrainConfig fields the user gave
     precision: str = DEFAULT_PRECISION
     layout: str = DEFAULT_LAYOUT
@@ -65,11 +67,14 @@ def run_distill(request: DistillRequest, callbacks: Callbacks | None = None) -> 
         if request.teacher is None:
             raise TrainingError("give the TEACHER checkpoint to distil from (or --resume a student run)")
         teacher = load_checkpoint(request.teacher)
-        refuse_non_teacher(teacher, str(request.teacher))
+        refuse_non_teacher(teacher, str(request.teacher), request.guidance_scale or 0.0)
         train_config = _new_train_config(request, teacher)
-        config = DistillConfig(
-            **{k: v for k, v in (("calls", request.calls), ("teacher_calls", request.teacher_calls)) if v}
-        )
+        counts = {k: v for k, v in (("calls", request.calls), ("teacher_calls", request.teacher_calls)) if v}
+        guidance = request.guidance_scale
+        if guidance is None:
+            guidance = DEFAULT_GUIDANCE_SCALE if teacher.get("classes") else 0.0
+        check_guidance_scale(guidance)
+        config = DistillConfig(**counts, guidance_scale=float(guidance))
         config.check(train_config.batch_size)
         folder = RunFolder(request.out or DEFAULT_DISTILL_FOLDER)
         folder.check(None)  # before the timing: a taken folder is refused at once
@@ -114,7 +119,12 @@ def _with_compute(
 
 def _resumed(request: DistillRequest, checkpoint: dict, device) -> Distiller:
     saved = DistillConfig.from_dict(checkpoint["distill"])
-    for name, value in (("--calls", request.calls), ("--teacher-calls", request.teacher_calls)):
+    given = (
+        ("--calls", request.calls),
+        ("--teacher-calls", request.teacher_calls),
+        ("--guidance-scale", request.guidance_scale),
+    )
+    for name, value in given:
         if value is not None and value != getattr(saved, name[2:].replace("-", "_")):
             raise TrainingError(f"{request.resume}: cannot resume with {name} {value}: the run distils {saved}")
     saved_train = TrainConfig.from_dict(checkpoint.get("train_config", {})).to_dict()

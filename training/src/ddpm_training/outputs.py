@@ -87,7 +87,9 @@ class RunFolder:
             seed=trainer.config.seed,
             device=trainer.device,
             # a model trained without label dropout has no unconditional half to guide with
-            guidance_scale=0.0 if trainer.classes is not None and trainer.classes.label_dropout == 0 else None,
+            guidance_scale=0.0
+            if trainer.classes is not None and trainer.classes.label_dropout == 0
+            else getattr(trainer, "preview_guidance_scale", None),
             sampler=sampler,
             timesteps=timesteps,
         )
