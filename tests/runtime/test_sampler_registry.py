@@ -90,3 +90,22 @@ def test_the_default_settings_make_20_model_calls_per_image():
     generate(model, METADATA, SamplingSettings(num_images=5, batch_size=5))
     assert model.calls == 20
     assert model.timesteps[0] == 999 and model.timesteps[-1] == 0  # logsnr: the last call at t = 0
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_the_registry_defaults_are_what_runs(name, monkeypatch):
+    """An option left out takes the default the registry declares (and --help shows), not the sampler
+    function's own keyword default: dpm-solver++ and ddim clip x_0 unless told otherwise."""
+    from dataclasses import replace
+
+    spec, received = REGISTRY[name], []
+
+    def recording(*args, **kwargs):
+        received.append({k: v for k, v in kwargs.items() if k not in ("rng", "callback")})
+        return spec.sample(*args, **kwargs)
+
+    monkeypatch.setitem(REGISTRY, name, replace(spec, sample=recording))
+    generate(CountingModel(), METADATA, SamplingSettings(num_images=2, sampler=name, steps=4))
+    assert received == [{option.name: option.default for option in spec.options}]
+    if name in ("ddim", "dpm-solver++"):
+        assert received[0]["x0"] == "clip"

@@ -45,6 +45,13 @@ class SamplingSettings:
         steps = self.steps if self.steps is not None else get_sampler(self.sampler).default_steps
         return num_timesteps if steps is None else steps
 
+    def resolved_options(self) -> dict:
+        """The sampler's options as its registry entry declares them (what --help shows), with the given
+        ones in their place; options of other samplers given at their neutral value are dropped."""
+        spec = get_sampler(self.sampler)
+        declared = {option.name: option.default for option in spec.options}
+        return {**declared, **{k: v for k, v in self.options.items() if k in declared}}
+
     def resolved_spacing(self) -> str:
         return self.spacing if self.spacing is not None else get_sampler(self.sampler).default_spacing
 
@@ -146,6 +153,7 @@ def generate_batches(
     settings.validate(schedule.num_timesteps)
     settings.validate_classes(metadata)
     sample = get_sampler(settings.sampler).sample
+    options = settings.resolved_options()
     timesteps = model_timesteps(settings, metadata, schedule)
     image = metadata.image
     ranges = batch_ranges(settings.num_images, settings.batch_size)
@@ -158,7 +166,7 @@ def generate_batches(
         if settings.labels is not None:
             labels = np.asarray(settings.labels[first : first + count], dtype=np.int64)
             model = guided_eps_model(eps_model, labels, metadata.classes.null_index, settings.guidance_scale)
-        x0 = sample(model, x_T, schedule, timesteps, rng=rng, callback=callback, **settings.options)
+        x0 = sample(model, x_T, schedule, timesteps, rng=rng, callback=callback, **options)
         yield batch_index, to_uint8_nhwc(x0)
 
 

@@ -43,7 +43,8 @@ def preview_grid(
     rng = PerImageNoise(seed, 0, num_images)
     x_T = rng.standard_normal((num_images, channels, size, size))
     if timesteps is None:
-        timesteps = sampling_timesteps(schedule, min(num_steps, schedule.num_timesteps), defaults.resolved_spacing())
+        spacing = spec.default_spacing
+        timesteps = sampling_timesteps(schedule, min(num_steps, schedule.num_timesteps), spacing)
     eps_model = numpy_eps_model(model, device)
     columns = None
     if model_config.num_classes:
@@ -54,7 +55,8 @@ def preview_grid(
     was_training = model.training
     model.eval()
     try:
-        x0 = spec.sample(eps_model, x_T, schedule, timesteps, rng=rng)
+        options = {option.name: option.default for option in spec.options}  # as ddpm-run runs it
+        x0 = spec.sample(eps_model, x_T, schedule, timesteps, rng=rng, **options)
     finally:
         model.train(was_training)
     return make_grid(to_uint8_nhwc(x0), ncols=columns)
