@@ -16,7 +16,8 @@ from cli_helpers import error_lines, run_ddpm, run_ddpm_run
 
 def test_fit_writes_only_metadata_and_sampling_follows_it(capsys, tiny_onnx, tmp_path):
     out = tmp_path / "fitted.onnx"
-    result = run_ddpm(capsys, "fit-schedule", tiny_onnx, "--steps", "3,4", "--images", "8", "-o", out)
+    args = ["--steps", "3,4", "--images", "8", "--sampler", "dpm-solver++3m"]
+    result = run_ddpm(capsys, "fit-schedule", tiny_onnx, *args, "-o", out)
     assert result.code == 0, result.err
     assert "dpm-solver++3m 3 calls: error" in result.out and "dpm-solver++3m 4 calls: error" in result.out
     before, after = onnx.load(str(tiny_onnx)), onnx.load(str(out))

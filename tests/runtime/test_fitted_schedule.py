@@ -45,7 +45,7 @@ def noise(seed: int, count: int = 48) -> np.ndarray:
 @pytest.fixture(scope="module")
 def fitted():
     trials = []
-    result = fit_timesteps(gaussian_eps, SCHEDULE, noise(0), 5, on_trial=trials.append)
+    result = fit_timesteps(gaussian_eps, SCHEDULE, noise(0), 5, sampler="dpm-solver++3m", on_trial=trials.append)
     return result, trials
 
 

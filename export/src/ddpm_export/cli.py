@@ -112,7 +112,7 @@ def export_torchscript_command(ctx, checkpoint, output, overwrite, weights, atol
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
     "--steps",
-    default="5,8,10",
+    default="8,10",
     show_default=True,
     help="Model-call counts to fit, comma-separated (each 3..T).",
 )

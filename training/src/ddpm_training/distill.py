@@ -2,8 +2,8 @@
 
 Method: regression onto the teacher's own ODE solutions ("flow-map" distillation). Every step draws K
 starting noises and runs the teacher's deterministic few-call solver on them (DPM-Solver++(2M),
-karras spacing, ``teacher_calls`` calls: its best few-call sampler, BENCHMARKS.md "Four model
-calls"), with the runtime's NumPy sampler and no gradients. Where that trajectory passes the
+karras spacing, ``teacher_calls`` calls, x_0 unclipped until the end: its best few-call sampler,
+BENCHMARKS.md "Four model calls"), with the runtime's NumPy sampler and no gradients. Where that trajectory passes the
 student's call times t_0 = T-1 > t_1 > ... (every ``teacher_calls / calls``-th teacher call), the
 student learns to give the trajectory's end, the teacher's image x_0*, as its x_0 estimate:
 
@@ -216,7 +216,9 @@ class Distiller(Trainer):
             if i + 1 in self._indices:
                 states[i + 1] = x.copy()
 
-        end = get_sampler(TEACHER_SAMPLER).sample(teacher_eps, x_T, self.schedule, self._teacher_times, callback=keep)
+        end = get_sampler(TEACHER_SAMPLER).sample(
+            teacher_eps, x_T, self.schedule, self._teacher_times, callback=keep, x0="none"
+        )
         end = np.clip(end, -1.0, 1.0)
         x = np.stack([states[i] for i in self._indices], axis=1)  # (count, calls, C, H, W)
         t = np.broadcast_to(self._teacher_times[self._indices], (count, len(self._indices)))
