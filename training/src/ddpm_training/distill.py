@@ -42,7 +42,7 @@ from .errors import TrainingError
 from .prediction import eps_network
 from .torch_eps import numpy_eps_model
 from .train_config import TrainConfig
-from .trainer import LogRecord, NonFiniteError, Trainer
+from .trainer import LogRecord, Trainer
 from .unet import Unet
 
 TEACHER_SAMPLER, TEACHER_SPACING = "dpm-solver++", "karras"
@@ -247,20 +247,7 @@ class Distiller(Trainer):
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             loss = self.distill_loss(x, t, target, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        max_norm = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        loss = loss.detach()
-        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-            raise NonFiniteError(
-                f"step {self.step + 1}: the loss is {loss.item():.4g} and the gradient norm {grad_norm.item():.4g}; "
-                f"the weights were not updated (lower --lr, now {self.config.lr:g})"
-            )
-        self.optimizer.step()
-        self.ema.update(self.model, self.step)
-        self.step += 1
-        return loss
+        return self.apply_gradients(loss)
 
     # ---- checkpoint state
     def state_dict(self) -> dict:

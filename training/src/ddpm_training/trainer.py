@@ -201,6 +201,11 @@ class Trainer:
                 cfg.min_snr_gamma,
                 y,
             )
+        return self.apply_gradients(loss)
+
+    def apply_gradients(self, loss: torch.Tensor) -> torch.Tensor:
+        """The rest of an optimiser step after the forward pass: backward, clipping, the finite check,
+        Adam and the EMA update; returns the detached loss (ddpm distill's step shares it)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # The global gradient norm, clipped to grad_clip (with clipping off, max_norm=inf scales by exactly 1).
