@@ -29,7 +29,11 @@ DEMO_RECIPE  ?= --preset fast --batch-size 64 --lr 1e-3 --warmup-steps 100 --lr-
 DEMO_TIME    := $(shell date +%Y%m%d-%H%M%S)
 DEMO_OUT     ?= runs/demo-$(DEMO_TIME)
 
-.PHONY: install install-runtime test demo bench clean
+.PHONY: install install-runtime test demo bench clean node
+
+# tests/web runs the browser page's JavaScript under node against the NumPy runtime.
+node:
+	@command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
 
 install: $(STAMP)
 
@@ -39,7 +43,7 @@ $(STAMP): runtime/pyproject.toml training/pyproject.toml export/pyproject.toml
 	$(PY) -m pip install --quiet -e ./runtime -e "./training[test]" -e ./export "$(ORT_PIN)"
 	touch $(STAMP)
 
-test: install $(DATA)
+test: install $(DATA) node
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
