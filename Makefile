@@ -31,9 +31,16 @@ DEMO_OUT     ?= runs/demo-$(DEMO_TIME)
 
 .PHONY: install install-runtime test demo bench clean node
 
-# tests/web runs the browser page's JavaScript under node against the NumPy runtime.
-node:
-	@command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
+# tests/web runs the browser page's JavaScript under node against the NumPy runtime, with onnxruntime-web
+# from npm (package-lock.json pins it).
+NODE_STAMP := node_modules/.installed
+
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	npm ci --silent --no-audit --no-fund
+	touch $(NODE_STAMP)
 
 install: $(STAMP)
 
@@ -74,4 +81,4 @@ bench: install $(DATA)
 	$(PY) bench/sample_throughput.py
 
 clean:
-	rm -rf $(VENV) $(RT_VENV) .pytest_cache
+	rm -rf $(VENV) $(RT_VENV) .pytest_cache node_modules
