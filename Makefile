@@ -32,13 +32,14 @@ DEMO_OUT     ?= runs/demo-$(DEMO_TIME)
 .PHONY: install install-runtime test demo bench clean node
 
 # tests/web runs the browser page's JavaScript under node against the NumPy runtime, with onnxruntime-web
-# from npm (package-lock.json pins it).
+# from npm (package-lock.json pins it), and the page itself in Debian's chromium (driven by playwright-core).
 NODE_STAMP := node_modules/.installed
 
 node: $(NODE_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	@command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	npm ci --silent --no-audit --no-fund
 	touch $(NODE_STAMP)
 

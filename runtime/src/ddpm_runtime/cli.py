@@ -321,6 +321,30 @@ def merge_command(shards, out, write_csv, overwrite) -> None:
     _write_job_outputs(None, spec, out, write_csv, jobs)
 
 
+@cli.command("web")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder of the static site to write.")
+@click.option(
+    "--onnxruntime-web",
+    "ort_package",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The onnxruntime-web npm package folder to copy from [default: node_modules/onnxruntime-web here or above].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+def web_command(model, out, ort_package, overwrite) -> None:
+    """Write a static site that samples from MODEL in the browser with onnxruntime-web (no server code:
+    any static host, or `python -m http.server -d OUT`)."""
+    from .onnx_model import load_onnx_model
+    from .web_site import SERVE_HINT, build_site, find_onnxruntime_web
+
+    load_onnx_model(model, "cpu")  # the same checks as ddpm-run sample: a bad file is one line here
+    package = find_onnxruntime_web(ort_package, Path.cwd())
+    manifest = build_site(model, out, package, overwrite)
+    click.echo(f"wrote {out}/ ({len(manifest['files'])} files, onnxruntime-web {manifest['onnxruntime_web']})")
+    click.echo("serve it: " + SERVE_HINT.format(out=out))
+
+
 @cli.command("info")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata document as JSON.")

@@ -1,0 +1,148 @@
+// The page: loads model.onnx next to it, reads its metadata, and samples on the visitor's machine with
+// onnxruntime-web (files in ./ort/, copied by `ddpm-run web`). The maths lives in the modules it imports.
+import * as ort from './ort/ort.min.mjs';
+import { callTimes, sampleBatch, toUint8 } from './generate.js';
+import { onnxEpsModel } from './model.js';
+import { readModelMetadata } from './onnx_metadata.js';
+import { DEFAULT_SAMPLER, SAMPLERS } from './samplers/index.js';
+import { NoiseSchedule } from './schedule.js';
+
+const $ = (id) => document.getElementById(id);
+const BATCH = 16; // images per model call, as ddpm-run's default
+const PADDING = 2; // the grid of ddpm_runtime/images.py's make_grid
+
+function fail(message) {
+  $('error').textContent = `error: ${message}`;
+  $('go').disabled = true;
+  window.ddpmStatus = { error: message };
+}
+
+function describe(metadata) {
+  const training = metadata.training ?? {};
+  const schedule = metadata.schedule;
+  const parts = [
+    `${metadata.image.channels}x${metadata.image.height}x${metadata.image.width}`,
+    `${training.steps ?? '?'} training steps`,
+    `${schedule.kind} schedule, T=${schedule.num_timesteps}`,
+  ];
+  if (metadata.classes) parts.push(`classes: ${metadata.classes.names.join(', ')}`);
+  if (metadata.sampling?.default) parts.push(`distilled for ${metadata.sampling.default.sampler}, ${metadata.sampling.default.steps} calls`);
+  return parts.join(' · ');
+}
+
+async function main() {
+  ort.env.wasm.wasmPaths = new URL('./ort/', import.meta.url).href;
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? navigator.hardwareConcurrency || 1 : 1;
+  $('threads').textContent = self.crossOriginIsolated
+    ? `WebAssembly threads: ${ort.env.wasm.numThreads}`
+    : 'WebAssembly runs single-threaded: serve the page with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for threads.';
+  if (typeof WebAssembly !== 'object') return fail('this browser has no WebAssembly');
+  if (navigator.gpu) $('backend').add(new Option('WebGPU', 'webgpu'));
+
+  let bytes;
+  try {
+    const response = await fetch('model.onnx');
+    if (!response.ok) return fail(`model.onnx: HTTP ${response.status}`);
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (err) {
+    return fail(`model.onnx: cannot load (${err.message})`);
+  }
+  let metadata;
+  try {
+    metadata = readModelMetadata(bytes, 'model.onnx');
+  } catch (err) {
+    return fail(err.message);
+  }
+  $('meta').textContent = describe(metadata);
+  const defaults = metadata.sampling?.default;
+  for (const name of Object.keys(SAMPLERS)) $('sampler').add(new Option(name, name, false, name === (defaults?.sampler ?? DEFAULT_SAMPLER)));
+  if (defaults?.steps) $('steps').value = defaults.steps;
+  if (metadata.classes) {
+    $('class-label').hidden = false;
+    $('guidance-label').hidden = false;
+    $('class').add(new Option('no class', ''));
+    metadata.classes.names.forEach((name, i) => $('class').add(new Option(name, String(i))));
+    if (defaults && 'guidance_scale' in defaults) $('guidance').value = defaults.guidance_scale;
+  }
+  const sessions = {};
+  const session = async (backend) => {
+    sessions[backend] ??= await ort.InferenceSession.create(bytes, { executionProviders: [backend] });
+    return sessions[backend];
+  };
+  try {
+    await session('wasm');
+  } catch (err) {
+    return fail(`model.onnx: onnxruntime-web cannot run it (${err.message ?? err})`);
+  }
+  $('go').disabled = false;
+  window.ddpmStatus = { ready: true };
+  $('controls').addEventListener('submit', (event) => {
+    event.preventDefault();
+    generate(metadata, session).catch((err) => fail(err.message ?? String(err)));
+  });
+}
+
+async function generate(metadata, session) {
+  $('error').textContent = '';
+  $('go').disabled = true;
+  window.ddpmStatus = { running: true };
+  const count = Number($('count').value);
+  const seed = Number($('seed').value);
+  const sampler = $('sampler').value;
+  if (!(Number.isInteger(count) && count >= 1)) throw new Error(`images must be a whole number >= 1, got ${$('count').value}`);
+  if (!(Number.isInteger(seed) && seed >= 0)) throw new Error(`seed must be a whole number >= 0, got ${$('seed').value}`);
+  const schedule = new NoiseSchedule(metadata.schedule);
+  const T = schedule.numTimesteps;
+  const steps = $('steps').value === '' ? (SAMPLERS[sampler].defaultSteps ?? T) : Number($('steps').value);
+  if (!(Number.isInteger(steps) && steps >= 1 && steps <= T)) throw new Error(`model calls must be between 1 and T=${T}, got ${$('steps').value}`);
+  const label = metadata.classes && $('class').value !== '' ? Number($('class').value) : null;
+  const guidance = label === null ? 0 : Number($('guidance').value);
+  if (!(guidance >= 0)) throw new Error(`guidance scale must be >= 0, got ${$('guidance').value}`);
+  const timesteps = callTimes(schedule, metadata, sampler, steps);
+  const backend = $('backend').value;
+  const run = await session(backend);
+  const { channels, height, width } = metadata.image;
+  const cols = Math.ceil(Math.sqrt(count));
+  const rows = Math.ceil(count / cols);
+  const canvas = $('grid');
+  canvas.width = cols * (width + PADDING) + PADDING;
+  canvas.height = rows * (height + PADDING) + PADDING;
+  canvas.style.width = `${canvas.width * 3}px`;
+  const context = canvas.getContext('2d');
+  context.fillStyle = '#000';
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  const pixels = [];
+  const calls = Math.ceil(count / BATCH) * steps;
+  let done = 0;
+  const started = performance.now();
+  for (let first = 0; first < count; first += BATCH) {
+    const size = Math.min(BATCH, count - first);
+    const labels = label === null ? null : Array(size).fill(label);
+    const epsModel = onnxEpsModel(ort, run, metadata, labels, guidance);
+    const onStep = () => {
+      done += 1;
+      $('progress').value = done / calls;
+      $('status').textContent = `model call ${done} of ${calls}`;
+    };
+    const x0 = await sampleBatch({ epsModel, schedule, sampler, timesteps, seed, first, count: size, pixels: channels * height * width, onStep });
+    x0.forEach((x, j) => {
+      const image = toUint8(x);
+      pixels.push(Array.from(image));
+      const i = first + j;
+      const rgba = new ImageData(width, height);
+      for (let p = 0; p < width * height; p++) {
+        for (let c = 0; c < 3; c++) rgba.data[4 * p + c] = image[channels === 1 ? p : c * width * height + p];
+        rgba.data[4 * p + 3] = 255;
+      }
+      context.putImageData(rgba, PADDING + (i % cols) * (width + PADDING), PADDING + Math.floor(i / cols) * (height + PADDING));
+    });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  $('status').textContent = `${count} images, ${steps} calls each, ${backend}: ${(seconds / count).toFixed(3)} s/image`;
+  $('save').href = canvas.toDataURL('image/png');
+  $('save').hidden = false;
+  $('go').disabled = false;
+  window.ddpmStatus = { done: true, pixels, secondsPerImage: seconds / count, backend, threads: ort.env.wasm.numThreads };
+}
+
+main().catch((err) => fail(err.message ?? String(err)));

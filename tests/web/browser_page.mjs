@@ -1,0 +1,37 @@
+// Drives the page at argv[2] in Debian's chromium (headless, playwright-core; no browser is downloaded):
+// fills the form from the JSON on argv[3], generates, and prints the status the page leaves in
+// window.ddpmStatus, the console's errors and, where asked, a screenshot.
+import { chromium } from 'playwright-core';
+
+const [url, requestJson] = process.argv.slice(2);
+const request = JSON.parse(requestJson);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const consoleErrors = [];
+try {
+  const page = await browser.newPage();
+  page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
+  page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  await page.goto(url);
+  await page.waitForFunction(() => window.ddpmStatus && (window.ddpmStatus.ready || window.ddpmStatus.error), null, { timeout: 120000 });
+  let status = await page.evaluate(() => window.ddpmStatus);
+  if (status.ready && request.generate) {
+    for (const [id, value] of Object.entries(request.fields ?? {})) {
+      const tag = await page.$eval(`#${id}`, (el) => el.tagName);
+      if (tag === 'SELECT') await page.selectOption(`#${id}`, String(value));
+      else await page.fill(`#${id}`, String(value));
+    }
+    await page.click('#go');
+    await page.waitForFunction(() => window.ddpmStatus && (window.ddpmStatus.done || window.ddpmStatus.error), null, { timeout: 300000 });
+    status = await page.evaluate(() => window.ddpmStatus);
+  }
+  const shown = await page.$eval('#error', (el) => el.textContent);
+  if (request.screenshot) await page.screenshot({ path: request.screenshot, fullPage: true });
+  console.log(JSON.stringify({ status, shownError: shown, consoleErrors }));
+} finally {
+  await browser.close();
+}
