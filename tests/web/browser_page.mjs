@@ -8,8 +8,9 @@ const request = JSON.parse(requestJson);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
+  // WebGPU: without a GPU, chromium offers SwiftShader's software Vulkan as its adapter under this flag.
+  args: ['--no-sandbox', request.webgpu ? '--enable-unsafe-webgpu' : '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const consoleErrors = [];
 try {
@@ -19,7 +20,9 @@ try {
   await page.goto(url);
   await page.waitForFunction(() => window.ddpmStatus && (window.ddpmStatus.ready || window.ddpmStatus.error), null, { timeout: 120000 });
   let status = await page.evaluate(() => window.ddpmStatus);
-  if (status.ready && request.generate) {
+  const backends = await page.$$eval('#backend option', (options) => options.map((o) => o.value));
+  const wanted = request.fields?.backend;
+  if (status.ready && request.generate && (wanted === undefined || backends.includes(wanted))) {
     for (const [id, value] of Object.entries(request.fields ?? {})) {
       const tag = await page.$eval(`#${id}`, (el) => el.tagName);
       if (tag === 'SELECT') await page.selectOption(`#${id}`, String(value));
@@ -31,7 +34,7 @@ try {
   }
   const shown = await page.$eval('#error', (el) => el.textContent);
   if (request.screenshot) await page.screenshot({ path: request.screenshot, fullPage: true });
-  console.log(JSON.stringify({ status, shownError: shown, consoleErrors }));
+  console.log(JSON.stringify({ status, shownError: shown, consoleErrors, backends }));
 } finally {
   await browser.close();
 }

@@ -5,57 +5,16 @@ problem as one line."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import shutil
-import subprocess
-import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from page_helpers import build, drive
 
-from ddpm_runtime.cli import main as ddpm_run
 from ddpm_runtime.generate import SamplingSettings, generate
 from ddpm_runtime.onnx_model import load_onnx_model
 
-HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
-NODE = shutil.which("node") or "node"  # `make test` installs nodejs, chromium and the npm packages
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(folder: Path) -> str:
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-        handler.log_message = lambda *args: None
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/index.html"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-
-
-def build(model: Path, out: Path) -> Path:
-    ddpm_run(
-        ["web", str(model), "--out", str(out), "--onnxruntime-web", str(ROOT / "node_modules" / "onnxruntime-web")]
-    )
-    return out
-
-
-def drive(url: str, **request) -> dict:
-    proc = subprocess.run(
-        [NODE, str(HERE / "browser_page.mjs"), url, json.dumps(request)], capture_output=True, text=True, timeout=400
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def test_page_draws_ddpm_runs_images(tiny_onnx, tmp_path, serve):
@@ -75,6 +34,21 @@ def test_page_draws_ddpm_runs_images(tiny_onnx, tmp_path, serve):
     assert expected.std() > 0
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     assert (tmp_path / "page.png").stat().st_size > 1000
+    assert status["threads"] == 1 and not status["isolated"]  # python -m http.server: no COOP/COEP headers
+
+
+def test_page_served_by_ddpm_run_serve_runs_threads(tiny_onnx, tmp_path, serve):
+    """Under `ddpm-run serve` the page is cross-origin isolated and onnxruntime-web runs 2 WebAssembly
+    threads (asked for in the address); the images are the same as ddpm-run's all the same."""
+    site = build(tiny_onnx, tmp_path / "site")
+    result = drive(serve(site, isolated=True) + "?threads=2", generate=True, fields={"count": 4, "seed": 5, "steps": 6})
+    assert result["consoleErrors"] == [] and result["shownError"] == ""
+    status = result["status"]
+    assert status.get("done") and status["isolated"] and status["threads"] == 2, status
+    model = load_onnx_model(tiny_onnx, "cpu")
+    expected = generate(model, model.metadata, SamplingSettings(4, 16, "dpm-solver++-sde", 6, seed=5))
+    got = np.asarray(status["pixels"], dtype=np.uint8).reshape(expected.shape[0], 1, 12, 12).transpose(0, 2, 3, 1)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_bad_model_is_one_line_on_the_page(tiny_onnx, tmp_path, serve):

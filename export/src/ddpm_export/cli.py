@@ -13,7 +13,7 @@ from ddpm_runtime.schedule_fit import DEFAULT_IMAGES, DEFAULT_SAMPLER
 
 from .errors import ExportError
 from .gate import DEFAULT_ATOL
-from .onnx_export import DEFAULT_OPSET
+from .onnx_export import TARGET_OPSETS
 from .source import WEIGHTS
 
 
@@ -81,9 +81,17 @@ def _finish(ctx: click.Context, run) -> None:
 
 @click.command("export-onnx")
 @_common
-@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
+@click.option(
+    "--target",
+    type=click.Choice(sorted(TARGET_OPSETS)),
+    default="cpu",
+    show_default=True,
+    help="Where the model runs: 'cpu' (ONNX Runtime: opset 23, fused Attention) or 'web' (onnxruntime-web, "
+    "WebGPU and WebAssembly: opset 21, which the WebGPU backend runs without falling back to the CPU).",
+)
+@click.option("--opset", type=int, default=None, help="ONNX opset version  [default: the --target's]")
 @click.pass_context
-def export_onnx_command(ctx, checkpoint, output, overwrite, weights, atol, check, opset) -> None:
+def export_onnx_command(ctx, checkpoint, output, overwrite, weights, atol, check, target, opset) -> None:
     """Export CHECKPOINT's U-Net to ONNX: inputs x [batch, C, H, W] and t [batch] (float32), output eps.
 
     The model carries its schedule and metadata (metadata_props key 'ddpm'), passes
@@ -92,8 +100,8 @@ def export_onnx_command(ctx, checkpoint, output, overwrite, weights, atol, check
     from .onnx_export import export_onnx
     from .source import load_source
 
-    options = {"atol": atol, "check": check, "overwrite": overwrite}
-    _finish(ctx, lambda: export_onnx(load_source(checkpoint, weights), output, opset=opset, **options))
+    options = {"atol": atol, "check": check, "overwrite": overwrite, "target": target, "opset": opset}
+    _finish(ctx, lambda: export_onnx(load_source(checkpoint, weights), output, **options))
 
 
 @click.command("export-torchscript")

@@ -22,8 +22,32 @@ from .source import ExportSource, example_inputs
 # which ORT does not fuse. --opset 18 remains for older runtimes (ONNX Runtime < 1.23).
 DEFAULT_OPSET = 23
 
+# Where the model will run -> the opset written for it. "web": onnxruntime-web's WebGPU backend (1.30)
+# registers its kernels for the ops of opset 21 at the latest (Conv, ConvTranspose, MaxPool, Transpose,
+# Reshape, ... of opsets 22-23 and the Attention op have no WebGPU kernel, so at opset 23 those nodes fall
+# back to WebAssembly on the CPU, with a copy between GPU and CPU memory at each edge; measured in Debian's
+# chromium, tests/web/test_webgpu.py). Opset 21 writes attention as MatMul/Softmax/MatMul, which both of
+# onnxruntime-web's backends run.
+TARGET_OPSETS = {"cpu": DEFAULT_OPSET, "web": 21}
 
-def to_onnx_proto(source: ExportSource, opset: int = DEFAULT_OPSET, group_norm_rewrite: bool = True):
+
+def target_opset(target: str, opset: int | None) -> int:
+    """The opset to write for ``target``, or the ``opset`` the user gave; a contradiction is an error."""
+    if target not in TARGET_OPSETS:
+        raise ExportError(f"unknown --target {target!r} (choose {', '.join(TARGET_OPSETS)})")
+    if opset is None:
+        return TARGET_OPSETS[target]
+    if target != "cpu" and opset > TARGET_OPSETS[target]:
+        raise ExportError(
+            f"--target {target} needs opset {TARGET_OPSETS[target]} or lower (its WebGPU backend has no kernels "
+            f"for newer ops), got --opset {opset}"
+        )
+    return opset
+
+
+def to_onnx_proto(
+    source: ExportSource, opset: int = DEFAULT_OPSET, group_norm_rewrite: bool = True, target: str = "cpu"
+):
     """The model as torch's exporter writes it, less its per-node notes, with the ddpm metadata; with
     ``group_norm_rewrite`` its GroupNormalization nodes in the form ONNX Runtime's CPU provider runs
     fastest (onnx_graph.py; the same maths, checked by the parity gate)."""
@@ -59,7 +83,10 @@ def to_onnx_proto(source: ExportSource, opset: int = DEFAULT_OPSET, group_norm_r
     strip_source_locations(proto)
     if group_norm_rewrite:
         group_norms_as_layer_norms(proto)
-    metadata = source.metadata({"onnx": onnx.__version__, "opset": written, "format": "onnx"})
+    exporter = {"onnx": onnx.__version__, "opset": written, "format": "onnx"}
+    if target != "cpu":  # a default export's metadata stays what it was before targets existed
+        exporter["target"] = target
+    metadata = source.metadata(exporter)
     del proto.metadata_props[:]
     proto.metadata_props.add(key=contract.METADATA_KEY, value=metadata.to_json())
     proto.doc_string = f"DDPM eps-prediction U-Net exported by ddpm-export from {source.path.name}"
@@ -84,16 +111,19 @@ def open_with_runtime(path: os.PathLike):
 def export_onnx(
     source: ExportSource,
     out: str | os.PathLike,
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     atol: float = DEFAULT_ATOL,
     check: bool = True,
     overwrite: bool = False,
+    target: str = "cpu",
 ) -> ExportResult:
-    """Export, validate with onnx.checker (full_check), gate on parity, and only then write ``out``."""
+    """Export for ``target`` (at its opset unless ``opset`` is given), validate with onnx.checker
+    (full_check), gate on parity, and only then write ``out``."""
     import onnx
 
+    opset = target_opset(target, opset)
     out = prepare_output(out, "model.onnx", source.path, overwrite)
-    proto = to_onnx_proto(source, opset)
+    proto = to_onnx_proto(source, opset, target=target)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:

@@ -334,15 +334,42 @@ def merge_command(shards, out, write_csv, overwrite) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 def web_command(model, out, ort_package, overwrite) -> None:
     """Write a static site that samples from MODEL in the browser with onnxruntime-web (no server code:
-    any static host, or `python -m http.server -d OUT`)."""
+    `ddpm-run serve OUT` for WebAssembly threads, or any static host, such as `python -m http.server -d OUT`)."""
     from .onnx_model import load_onnx_model
-    from .web_site import SERVE_HINT, build_site, find_onnxruntime_web
+    from .web_site import SERVE_HINT, build_site, find_onnxruntime_web, webgpu_note
 
-    load_onnx_model(model, "cpu")  # the same checks as ddpm-run sample: a bad file is one line here
+    metadata = load_onnx_model(model, "cpu").metadata  # the checks of ddpm-run sample: a bad file is one line
     package = find_onnxruntime_web(ort_package, Path.cwd())
     manifest = build_site(model, out, package, overwrite)
     click.echo(f"wrote {out}/ ({len(manifest['files'])} files, onnxruntime-web {manifest['onnxruntime_web']})")
+    note = webgpu_note(metadata.exporter.get("opset"))
+    if note:
+        click.echo(f"note: {model}: {note}")
     click.echo("serve it: " + SERVE_HINT.format(out=out))
+
+
+@cli.command("serve")
+@click.argument("site", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Browsers allow threads only on localhost or over HTTPS.",
+)
+def serve_command(site, port, host) -> None:
+    """Serve SITE (a folder `ddpm-run web` wrote) with the headers that let the page use WebAssembly
+    threads (Cross-Origin-Opener-Policy and -Embedder-Policy), until Ctrl-C."""
+    from .web_server import make_server, site_url
+
+    server = make_server(site, host, port)
+    click.echo(f"serving {site}/ at {site_url(server)} (cross-origin isolated: WebAssembly threads); Ctrl-C stops")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
 
 
 @cli.command("info")

@@ -23,9 +23,25 @@ from .files import write_error
 ORT_FILES = ("ort.min.mjs", "ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")
 ORT_PACKAGE = "onnxruntime-web"
 SERVE_HINT = (
-    "python -m http.server -d {out}   (single-threaded; for WebAssembly threads serve it with the headers "
-    "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)"
+    "ddpm-run serve {out}   (with the COOP/COEP headers WebAssembly threads need; any static host also works, "
+    "single-threaded, e.g. python -m http.server -d {out})"
 )
+
+
+# The newest opset whose ops onnxruntime-web's WebGPU backend (1.30) has kernels for; ddpm-export's
+# TARGET_OPSETS["web"] (the runtime does not import the export package) and app.js's WEBGPU_MAX_OPSET.
+WEBGPU_MAX_OPSET = 21
+
+
+def webgpu_note(opset: int | None) -> str | None:
+    """What a user should know about the page's WebGPU backend for a model of this opset, if anything."""
+    if opset is None or opset <= WEBGPU_MAX_OPSET:
+        return None
+    return (
+        f"opset {opset}: onnxruntime-web's WebGPU backend has no kernels for its convolutions and attention, "
+        "so on WebGPU they run on the CPU; for WebGPU export with `ddpm export-onnx --target web` "
+        f"(opset {WEBGPU_MAX_OPSET}). WebAssembly runs either."
+    )
 
 
 def find_onnxruntime_web(given: Path | None, start: Path) -> Path:

@@ -10,6 +10,7 @@ import { NoiseSchedule } from './schedule.js';
 const $ = (id) => document.getElementById(id);
 const BATCH = 16; // images per model call, as ddpm-run's default
 const PADDING = 2; // the grid of ddpm_runtime/images.py's make_grid
+const WEBGPU_MAX_OPSET = 21; // ddpm_export's TARGET_OPSETS["web"]
 
 function fail(message) {
   $('error').textContent = `error: ${message}`;
@@ -30,14 +31,19 @@ function describe(metadata) {
   return parts.join(' · ');
 }
 
+/** Threads for onnxruntime-web (fixed before its first session): ?threads=N, else one per logical CPU. */
+function wasmThreads(params) {
+  const asked = Number(params.get('threads'));
+  return Number.isInteger(asked) && asked >= 1 ? asked : navigator.hardwareConcurrency || 1;
+}
+
 async function main() {
   ort.env.wasm.wasmPaths = new URL('./ort/', import.meta.url).href;
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? navigator.hardwareConcurrency || 1 : 1;
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? wasmThreads(new URLSearchParams(location.search)) : 1;
   $('threads').textContent = self.crossOriginIsolated
-    ? `WebAssembly threads: ${ort.env.wasm.numThreads}`
-    : 'WebAssembly runs single-threaded: serve the page with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for threads.';
+    ? `WebAssembly threads: ${ort.env.wasm.numThreads} (add ?threads=N to the address for another number)`
+    : 'WebAssembly runs single-threaded: for threads, serve this folder with `ddpm-run serve FOLDER` (or any server that sends Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp).';
   if (typeof WebAssembly !== 'object') return fail('this browser has no WebAssembly');
-  if (navigator.gpu) $('backend').add(new Option('WebGPU', 'webgpu'));
 
   let bytes;
   try {
@@ -54,6 +60,12 @@ async function main() {
     return fail(err.message);
   }
   $('meta').textContent = describe(metadata);
+  if (navigator.gpu) {
+    // onnxruntime-web's WebGPU kernels stop at opset 21: newer nodes would run on the CPU (see --target web).
+    const opset = metadata.exporter?.opset ?? 0;
+    const note = opset > WEBGPU_MAX_OPSET ? ` (opset ${opset}: most ops on the CPU; export with --target web)` : '';
+    $('backend').add(new Option(`WebGPU${note}`, 'webgpu'));
+  }
   const defaults = metadata.sampling?.default;
   for (const name of Object.keys(SAMPLERS)) $('sampler').add(new Option(name, name, false, name === (defaults?.sampler ?? DEFAULT_SAMPLER)));
   if (defaults?.steps) $('steps').value = defaults.steps;
@@ -66,7 +78,8 @@ async function main() {
   }
   const sessions = {};
   const session = async (backend) => {
-    sessions[backend] ??= await ort.InferenceSession.create(bytes, { executionProviders: [backend] });
+    // Errors only, as ddpm-run: ORT warns (on the console, as an error) that shape ops stay on the CPU.
+    sessions[backend] ??= await ort.InferenceSession.create(bytes, { executionProviders: [backend], logSeverityLevel: 3 });
     return sessions[backend];
   };
   try {
@@ -142,7 +155,7 @@ async function generate(metadata, session) {
   $('save').href = canvas.toDataURL('image/png');
   $('save').hidden = false;
   $('go').disabled = false;
-  window.ddpmStatus = { done: true, pixels, secondsPerImage: seconds / count, backend, threads: ort.env.wasm.numThreads };
+  window.ddpmStatus = { done: true, pixels, secondsPerImage: seconds / count, backend, threads: ort.env.wasm.numThreads, isolated: self.crossOriginIsolated };
 }
 
 main().catch((err) => fail(err.message ?? String(err)));

@@ -1,0 +1,79 @@
+"""onnxruntime-web's WebGPU backend in Debian's chromium, which offers SwiftShader's software Vulkan as its
+adapter where the machine has no GPU (so this checks which kernels run and what they compute, not speed).
+
+Why `ddpm export-onnx --target web` exists: at opset 23 the WebGPU backend has no kernel for Conv,
+Attention and the other ops of opsets 22-23, so those nodes run on the CPU; at the web target's opset 21
+every node but the shape arithmetic has one, and the page's images on WebGPU are ddpm-run's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from page_helpers import NODE, build, drive
+
+from ddpm_export.onnx_export import TARGET_OPSETS, export_onnx
+from ddpm_export.source import load_source
+from ddpm_runtime.generate import SamplingSettings, generate
+from ddpm_runtime.onnx_model import load_onnx_model
+
+HERE = Path(__file__).parent
+# Ops that compute shapes from shapes (the dynamic batch): ONNX Runtime keeps them on the CPU by design.
+SHAPE_OPS = {"Concat", "Gather", "Reshape", "Shape", "Slice", "Squeeze", "Unsqueeze"}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def web_onnx(tiny_trained, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("web") / "tiny-web.onnx"
+    assert export_onnx(load_source(tiny_trained), out, target="web").report.passed
+    return out
+
+
+def probe(model: Path, folder: Path, serve_site, backend: str, x: np.ndarray, t: np.ndarray) -> dict:
+    site = build(model, folder)
+    (site / "probe.html").write_text("<!doctype html><title>probe</title>")  # a page without the app
+    request = json.dumps({"x": x.ravel().tolist(), "shape": list(x.shape), "t": t.tolist()})
+    url = serve_site(site).replace("index.html", "probe.html")
+    proc = subprocess.run(
+        [NODE, str(HERE / "webgpu_ops.mjs"), url, backend, request], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    if result["adapter"] is None:
+        pytest.skip("this chromium offers no WebGPU adapter")
+    return result
+
+
+def test_web_target_runs_every_compute_op_on_webgpu(tiny_onnx, web_onnx, tmp_path, serve):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 1, 12, 12)).astype(np.float32)
+    t = np.array([0.0, 500.0, 999.0], np.float32)
+    default = probe(tiny_onnx, tmp_path / "default", serve, "webgpu", x, t)
+    web = probe(web_onnx, tmp_path / "web", serve, "webgpu", x, t)
+    assert "Conv" in default["noKernel"], default["noKernel"]  # opset 23: the convolutions fall back
+    assert set(web["noKernel"]) <= SHAPE_OPS, web["noKernel"]
+    assert load_onnx_model(web_onnx, "cpu").metadata.exporter["opset"] == TARGET_OPSETS["web"]
+    expected = load_onnx_model(tiny_onnx, "cpu")(x, t)  # ONNX Runtime (CPU) on the default export
+    for result in (default, web):
+        got = np.asarray(result["eps"], np.float32).reshape(expected.shape)
+        assert np.abs(got - expected).max() <= 1e-4  # the export parity gate's tolerance
+
+
+def test_page_on_webgpu_draws_ddpm_runs_images(web_onnx, tmp_path, serve):
+    site = build(web_onnx, tmp_path / "site")
+    fields = {"count": 4, "seed": 3, "steps": 6, "backend": "webgpu"}
+    result = drive(serve(site), generate=True, webgpu=True, fields=fields)
+    if "webgpu" not in result["backends"]:
+        pytest.skip("this chromium offers no WebGPU adapter")
+    assert result["consoleErrors"] == [] and result["shownError"] == ""
+    status = result["status"]
+    assert status.get("done") and status["backend"] == "webgpu", status
+    model = load_onnx_model(web_onnx, "cpu")
+    expected = generate(model, model.metadata, SamplingSettings(4, 16, "dpm-solver++-sde", 6, seed=3))
+    got = np.asarray(status["pixels"], dtype=np.uint8).reshape(expected.shape[0], 1, 12, 12).transpose(0, 2, 3, 1)
+    assert expected.std() > 0
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
