@@ -4,8 +4,9 @@ Same model weights and number of model calls per image; alternating rounds in on
 seconds per image, GFLOP/s, the share of the FP32 matmul peak measured in this process and a ratio
 against the seed-style loop, under a header naming the machine (bench/machine.py). ddpm-run runs its
 default sampler (DPM-Solver++(2M) SDE) as it shipped before the portable-speed work (GroupNorm as
-torch exports it, batch 64) and as it is now (GroupNorm as LayerNormalization, export/onnx_graph.py,
-and the default batch of 16); the torch loops run the seed's DDPM steps, respaced to the same count.
+torch exports it, batch 64, one session) and as it is now (GroupNorm as LayerNormalization,
+export/onnx_graph.py, the default batch of 8, and each call's rows split over one single-threaded
+session per physical core, runtime row_split.py); the torch loops run the seed's DDPM steps, respaced to the same count.
 
 The seed-style loop is the seed's ``generate`` at batch size B: the seed's Unet (nn.MultiheadAttention),
 ``torch.no_grad()``, and ``DiffusionReverseProcess.sample_prev_timestep`` (respaced when --steps < T,
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from machine import describe, forward_flops, matmul_peak_gflops  # bench/ is on sys.path as a script
+from machine import describe, forward_flops, matmul_peak_gflops, physical_cores  # bench/ is on sys.path as a script
 
 from ddpm_export.onnx_export import export_onnx, to_onnx_proto
 from ddpm_export.source import load_source
@@ -88,7 +89,12 @@ def main() -> None:
         source = load_source(checkpoint)
         export_onnx(source, tmp / "model.onnx", opset=args.opset)
         onnx.save(to_onnx_proto(source, args.opset, group_norm_rewrite=False), tmp / "before.onnx")
-        now, before = load_onnx_model(tmp / "model.onnx", "cpu"), load_onnx_model(tmp / "before.onnx", "cpu")
+        cores = physical_cores()
+        # ddpm-run before this work: one session with a thread per core (and GroupNorm as torch exports it);
+        # now, by default, each call's rows split over single-threaded sessions, one per core (row_split.py).
+        before = load_onnx_model(tmp / "before.onnx", "cpu", threads=cores)
+        one_session = load_onnx_model(tmp / "model.onnx", "cpu", threads=cores)
+        now = load_onnx_model(tmp / "model.onnx", "cpu")
         config = source.model_config
         seed_model = seed_style_unet(config).eval()
         # the U-Net's own weights (a v or edm model's U-Net sits inside the eps wrapper); only timed here
@@ -118,8 +124,10 @@ def main() -> None:
             f"seed-style torch loop (nn.MultiheadAttention), batch {before_b}": torch_loop(seed_model, before_b),
             f"same loop, our torch model (SDPA), batch {before_b}": torch_loop(source.model, before_b),
             f"ddpm-run before: GroupNorm as exported, batch {before_b}": ddpm_run(before, before_b),
-            f"ddpm-run: GroupNorm as LayerNorm, batch {before_b}": ddpm_run(now, before_b),
-            f"ddpm-run now: GroupNorm as LayerNorm, batch {b}": ddpm_run(now, b),
+            f"ddpm-run: GroupNorm as LayerNorm, batch {before_b}": ddpm_run(one_session, before_b),
+            "ddpm-run: GroupNorm as LayerNorm, batch 16 (the default until row splits)": ddpm_run(one_session, 16),
+            f"ddpm-run: batch 16, rows over {len(now.row_sessions) or 1} 1-thread session(s)": ddpm_run(now, 16),
+            f"ddpm-run now: batch {b}, rows over {len(now.row_sessions) or 1} 1-thread session(s)": ddpm_run(now, b),
         }
         for run in loops.values():  # warm-up
             run()
@@ -136,13 +144,13 @@ def main() -> None:
         f"{args.images} images, {args.steps} model calls each ({flops_per_image / 1e9:.2f} GFLOP per image); "
         f"onnxruntime {__import__('onnxruntime').__version__} (opset {args.opset}); median of {args.rounds} rounds\n"
     )
-    print(f"{'loop':58s} {'s/image':>8s} {'GFLOP/s':>8s} {'% peak':>7s} {'vs seed':>8s}")
+    print(f"{'loop':74s} {'s/image':>8s} {'GFLOP/s':>8s} {'% peak':>7s} {'vs seed':>8s}")
     baseline = None
     for name, values in seconds.items():
         per_image = statistics.median(values)
         baseline = baseline or per_image
         gflops = flops_per_image / per_image / 1e9
-        print(f"{name:58s} {per_image:8.4f} {gflops:8.1f} {gflops / peak:7.1%} {baseline / per_image:7.2f}x")
+        print(f"{name:74s} {per_image:8.4f} {gflops:8.1f} {gflops / peak:7.1%} {baseline / per_image:7.2f}x")
 
 
 if __name__ == "__main__":

@@ -218,3 +218,25 @@ def test_opsets_the_exporter_cannot_write_are_refused_and_the_written_one_record
     meta = ModelMetadata.from_json({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
     written = {o.domain or "ai.onnx": o.version for o in model.opset_import}["ai.onnx"]
     assert meta.exporter["opset"] == written == 21
+
+
+def test_web_target_writes_opset_21_and_says_so(capsys, tiny_trained, tmp_path):
+    out = tmp_path / "web.onnx"
+    result = run_ddpm(capsys, "export-onnx", tiny_trained, "-o", out, "--target", "web")
+    assert result.code == 0, result.err
+    model = onnx.load(out)
+    meta = ModelMetadata.from_json({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
+    assert {o.domain or "ai.onnx": o.version for o in model.opset_import}["ai.onnx"] == 21
+    assert meta.exporter["target"] == "web" and meta.exporter["opset"] == 21
+    assert "Attention" not in {n.op_type for n in model.graph.node}  # opset 23's op; WebGPU has no kernel
+    result = run_ddpm(
+        capsys, "export-onnx", tiny_trained, "-o", tmp_path / "m.onnx", "--target", "web", "--opset", "23"
+    )
+    assert result.code == 2 and error_lines(result) == [
+        "error: --target web needs opset 21 or lower (its WebGPU backend has no kernels for newer ops), got --opset 23"
+    ], result.err
+    assert not (tmp_path / "m.onnx").exists()
+    default = tmp_path / "default.onnx"  # the default export's metadata has no target: as before targets existed
+    assert run_ddpm(capsys, "export-onnx", tiny_trained, "-o", default).code == 0
+    meta = ModelMetadata.from_json({p.key: p.value for p in onnx.load(default).metadata_props}[METADATA_KEY])
+    assert "target" not in meta.exporter and meta.exporter["opset"] == 23

@@ -39,3 +39,11 @@ def test_existing_folder_is_kept_without_overwrite(tiny_onnx, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (out / "index.html").is_file() and not (out / "mine.txt").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
+def test_a_default_export_gets_a_note_about_webgpu(tiny_onnx, tmp_path):
+    proc = ddpm_run_web(str(tiny_onnx), "--out", str(tmp_path / "site"), "--onnxruntime-web", str(ORT), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "opset 23" in notes[0] and "ddpm export-onnx --target web" in notes[0]
+    assert "ddpm-run serve" in proc.stdout

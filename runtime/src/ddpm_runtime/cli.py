@@ -127,7 +127,13 @@ def sampler_options(func):
     show_default=True,
     help="auto uses CUDAExecutionProvider when ONNX Runtime offers it; cuda without it is an error.",
 )
-@click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads.  [default: all cores]")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="One ONNX Runtime session with this many intra-op threads.  [default on the CPU: one single-threaded "
+    "session per physical core, each running a share of every call's rows at the same time]",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

@@ -22,10 +22,13 @@ FITTED = "fitted"  # --spacing: the model's own fitted times (metadata "sampling
 @dataclass(frozen=True)
 class SamplingSettings:
     num_images: int = 16
-    # Images per model call; the images do not depend on it. Small batches keep a call's activations in
-    # the CPU's caches: the fast preset at 20 calls took 0.040 s/image at 16 against 0.048 at 64 and 100
-    # (AVX-512 CPU, 2 cores; BENCHMARKS.md, "Portable speed"). With guidance a call holds twice as many rows.
-    batch_size: int = 16
+    # Images per model call; the images do not depend on it (nor on how the rows are split over sessions).
+    # Small batches keep a call's activations in the CPU's caches, and on the CPU each call's rows are split
+    # over one single-threaded session per core (row_split.py): the fast preset at 20 calls took 0.0417
+    # s/image at 8 (4 rows per core) against 0.0437 at 16 and 0.0448 for 16 in one two-thread session
+    # (AVX-512 Xeon, 2 cores; BENCHMARKS.md, "Portable speed"). Fixed, not per machine: a job split over
+    # machines must make the same batches. With guidance a call holds twice as many rows.
+    batch_size: int = 8
     # The best measured at 20 model calls or fewer (BENCHMARKS.md, "Few-step sampling"): FID 21.6 on a
     # model trained with the CPU recipe, against 22.5 for the seed's ancestral sampler at 100 steps.
     sampler: str = "dpm-solver++-sde"  # a name in samplers.REGISTRY

@@ -8,7 +8,7 @@ import { DEFAULT_SAMPLER, SAMPLERS } from './samplers/index.js';
 import { NoiseSchedule } from './schedule.js';
 
 const $ = (id) => document.getElementById(id);
-const BATCH = 16; // images per model call, as ddpm-run's default
+const BATCH = 16; // images per model call (the images do not depend on it)
 const PADDING = 2; // the grid of ddpm_runtime/images.py's make_grid
 const WEBGPU_MAX_OPSET = 21; // ddpm_export's TARGET_OPSETS["web"]
 
