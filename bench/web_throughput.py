@@ -100,14 +100,20 @@ def main() -> None:
         tmp = Path(tmp)
         site = build(args.model, tmp / "site")
         expected = generate(load_onnx_model(args.model, "cpu"), load_onnx_model(args.model, "cpu").metadata, settings)
-        models = {n: load_onnx_model(args.model, "cpu", threads=n) for n in sorted({1, cores})}
+        loops = {
+            f"ddpm-run sample, {n} thread(s), batch 16": (load_onnx_model(args.model, "cpu", threads=n), settings)
+            for n in sorted({1, cores})
+        }
+        default = load_onnx_model(args.model, "cpu")  # rows over one 1-thread session per core, batch 8
+        loops[f"ddpm-run sample as it runs by default (batch 8, rows over {cores} sessions)"] = (
+            default,
+            SamplingSettings(args.images, sampler=args.sampler, steps=args.steps, seed=args.seed),
+        )
         for round_index in range(args.rounds):
-            for threads, model in models.items():
+            for name, (model, loop_settings) in loops.items():
                 start = time.perf_counter()
-                generate(model, model.metadata, settings)
-                rows.setdefault(f"ddpm-run sample, {threads} thread(s)", []).append(
-                    (time.perf_counter() - start) / args.images
-                )
+                generate(model, model.metadata, loop_settings)
+                rows.setdefault(name, []).append((time.perf_counter() - start) / args.images)
             status = page_run(site, False, "", fields)
             rows.setdefault("page, WebAssembly, 1 thread (python -m http.server)", []).append(status["secondsPerImage"])
             checks["page, 1 thread"] = max_grey_difference(status, expected)
@@ -138,11 +144,11 @@ def main() -> None:
         f"{args.images} images, {args.sampler}, {args.steps} model calls each, seed {args.seed}, batch 16; "
         f"median of {args.rounds} rounds\n"
     )
-    baseline = statistics.median(rows[f"ddpm-run sample, {cores} thread(s)"])
-    print(f"{'loop':62s} {'s/image':>8s} {'vs ddpm-run':>12s}")
+    baseline = statistics.median(rows[f"ddpm-run sample, {cores} thread(s), batch 16"])
+    print(f"{'loop':74s} {'s/image':>8s} {'vs ddpm-run':>12s}")
     for name, values in rows.items():
         per_image = statistics.median(values)
-        print(f"{name:62s} {per_image:8.3f} {per_image / baseline:11.1f}x")
+        print(f"{name:74s} {per_image:8.3f} {per_image / baseline:11.1f}x")
     print(
         "\nlargest difference from ddpm-run's images, grey levels: " + ", ".join(f"{k} {v}" for k, v in checks.items())
     )

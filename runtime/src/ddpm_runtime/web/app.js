@@ -27,7 +27,8 @@ function describe(metadata) {
     `${schedule.kind} schedule, T=${schedule.num_timesteps}`,
   ];
   if (metadata.classes) parts.push(`classes: ${metadata.classes.names.join(', ')}`);
-  if (metadata.sampling?.default) parts.push(`distilled for ${metadata.sampling.default.sampler}, ${metadata.sampling.default.steps} calls`);
+  const own = metadata.sampling?.default; // the model's default sampler: a distilled student's, or a v model's
+  if (own) parts.push(`samples with ${own.sampler}, ${own.steps} calls${'teacher_steps' in own ? ` (distilled from a teacher of ${own.teacher_steps} steps)` : ''}`);
   return parts.join(' · ');
 }
 
@@ -60,11 +61,11 @@ async function main() {
     return fail(err.message);
   }
   $('meta').textContent = describe(metadata);
-  if (navigator.gpu) {
+  if (navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null))) {
     // onnxruntime-web's WebGPU kernels stop at opset 21: newer nodes would run on the CPU (see --target web).
     const opset = metadata.exporter?.opset ?? 0;
-    const note = opset > WEBGPU_MAX_OPSET ? ` (opset ${opset}: most ops on the CPU; export with --target web)` : '';
-    $('backend').add(new Option(`WebGPU${note}`, 'webgpu'));
+    $('backend').add(new Option(opset > WEBGPU_MAX_OPSET ? `WebGPU (opset ${opset}: partly CPU)` : 'WebGPU', 'webgpu'));
+    if (opset > WEBGPU_MAX_OPSET) $('backend').title = 'export the model with `ddpm export-onnx --target web` to run all of it on WebGPU';
   }
   const defaults = metadata.sampling?.default;
   for (const name of Object.keys(SAMPLERS)) $('sampler').add(new Option(name, name, false, name === (defaults?.sampler ?? DEFAULT_SAMPLER)));
