@@ -21,6 +21,7 @@ try {
   await page.waitForFunction(() => window.ddpmStatus && (window.ddpmStatus.ready || window.ddpmStatus.error), null, { timeout: 120000 });
   let status = await page.evaluate(() => window.ddpmStatus);
   const backends = await page.$$eval('#backend option', (options) => options.map((o) => o.value));
+  const classes = await page.$$eval('#class option', (options) => options.map((o) => o.textContent));
   const wanted = request.fields?.backend;
   if (status.ready && request.generate && (wanted === undefined || backends.includes(wanted))) {
     for (const [id, value] of Object.entries(request.fields ?? {})) {
@@ -34,7 +35,7 @@ try {
   }
   const shown = await page.$eval('#error', (el) => el.textContent);
   if (request.screenshot) await page.screenshot({ path: request.screenshot, fullPage: true });
-  console.log(JSON.stringify({ status, shownError: shown, consoleErrors, backends }));
+  console.log(JSON.stringify({ status, shownError: shown, consoleErrors, backends, classes }));
 } finally {
   await browser.close();
 }

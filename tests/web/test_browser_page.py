@@ -57,3 +57,22 @@ def test_bad_model_is_one_line_on_the_page(tiny_onnx, tmp_path, serve):
     result = drive(serve(site), generate=False)
     assert result["shownError"].startswith("error: model.onnx: not an ONNX model")
     assert "\n" not in result["shownError"]
+
+
+def test_page_draws_a_chosen_class_with_guidance(tiny_conditional_onnx, tmp_path, serve):
+    """A class-conditional model: the page lists its classes from the metadata; "Ankle boot" x 4 at
+    guidance 1.5 gives `ddpm-run sample --class "Ankle boot" --guidance-scale 1.5`'s images."""
+    site = build(tiny_conditional_onnx, tmp_path / "site")
+    fields = {"count": 4, "seed": 2, "steps": 6, "class": 2, "guidance": 1.5}
+    result = drive(serve(site), generate=True, fields=fields)
+    assert result["consoleErrors"] == [] and result["shownError"] == ""
+    assert result["classes"] == ["no class", "disc", "ring", "Ankle boot"]
+    status = result["status"]
+    assert status.get("done"), status
+    model = load_onnx_model(tiny_conditional_onnx, "cpu")
+    settings = SamplingSettings(4, 16, "dpm-solver++-sde", 6, seed=2, labels=(2, 2, 2, 2), guidance_scale=1.5)
+    expected = generate(model, model.metadata, settings)
+    unguided = generate(model, model.metadata, SamplingSettings(4, 16, "dpm-solver++-sde", 6, seed=2))
+    got = np.asarray(status["pixels"], dtype=np.uint8).reshape(4, 1, 12, 12).transpose(0, 2, 3, 1)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    assert np.abs(got.astype(int) - unguided.astype(int)).max() > 1  # the class and guidance did something
