@@ -21,11 +21,12 @@ DEMO_MINUTES ?= 15
 # The fast recipe (BENCHMARKS.md, "Quality per CPU-minute"): the `fast` preset (the seed's modules,
 # attention only at 14x14 and below: 2.6x seed-small's steps per minute), batch 64, lr 1e-3 with
 # warm-up and a cosine decay to the end of the run, samples from an EMA of the weights, the network trained
-# to predict v (BENCHMARKS.md, "Quality per training step": FID 41.3 -> 26.4 at 700 steps; exported models
-# still output eps), and the precision chosen on this machine (bf16 autocast only where a few timed steps
-# show it faster; the run prints why).
+# to predict v on the cosine noise schedule (BENCHMARKS.md, "Quality per training step": FID at 700 steps,
+# each with ddpm-run's default sampler for it, 41.3 epsilon/linear -> 23.0 v/linear -> 15.0 v/cosine;
+# exported models still output eps and carry their schedule), and the precision chosen on this machine
+# (bf16 autocast only where a few timed steps show it faster; the run prints why).
 DEMO_RECIPE  ?= --preset fast --batch-size 64 --lr 1e-3 --warmup-steps 100 --lr-schedule cosine \
-                --ema-decay 0.995 --prediction v --precision auto
+                --ema-decay 0.995 --prediction v --schedule cosine --precision auto
 DEMO_TIME    := $(shell date +%Y%m%d-%H%M%S)
 DEMO_OUT     ?= runs/demo-$(DEMO_TIME)
 
