@@ -168,24 +168,3 @@ def test_the_default_objective_is_the_seeds_step_with_the_seeds_random_numbers()
     optimizer.step()
     for (name, ours), theirs in zip(trainer.model.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(ours, theirs), name
-
-
-def test_stratified_noise_levels_cover_every_stratum_once_per_batch():
-    forward = ForwardProcess(SCHEDULE)
-    levels = NoiseLevels("stratified", forward)
-    generator = torch.Generator().manual_seed(0)
-    for batch in (8, 64, 1000):
-        t = levels.draw(batch, generator)
-        assert t.dtype == torch.int64 and int(t.min()) >= 0 and int(t.max()) <= 999
-        # T / B is whole for these batches: row i lies in stratum (k + i) mod B, each stratum once
-        strata = (t * batch) // 1000
-        assert sorted(strata.tolist()) == list(range(batch))
-        assert int(t.max() - t.min()) >= 1000 - 2 * 1000 // batch  # the whole range, whatever u
-    # each row alone is uniform over 0..T-1: the mean and the quartiles of 4,000 batches of 8 rows
-    many = torch.cat([levels.draw(8, generator) for _ in range(4000)]).double()
-    assert float(many.mean()) == pytest.approx(499.5, abs=5.0)
-    np.testing.assert_allclose(np.quantile(many.numpy(), [0.25, 0.5, 0.75]), [249.75, 499.5, 749.25], atol=8)
-    # by hand: u is the generator's first float64, row i = floor(1000 * frac(u + i / 4))
-    u = float(torch.rand((), generator=torch.Generator().manual_seed(5), dtype=torch.float64))
-    expected = [int(1000 * ((u + i / 4) % 1.0)) for i in range(4)]
-    assert levels.draw(4, torch.Generator().manual_seed(5)).tolist() == expected

@@ -66,9 +66,9 @@ def test_run_folder_contents_and_checkpoint_format(capsys, idx_dir, tmp_path):
         ["--class-conditional", "--label-dropout", "0.3"],
         ["--precision", "bf16", "--memory-format", "channels_last"],
         ["--prediction", "edm", "--noise-levels", "log-normal", "--loss-weighting", "min-snr", "--adam-beta2", "0.99"],
-        ["--prediction", "v", "--schedule", "cosine", "--noise-levels", "stratified"],
+        ["--prediction", "v", "--schedule", "cosine"],
     ],
-    ids=["plain", "classes", "bf16-channels-last", "edm-log-normal", "v-cosine-stratified"],
+    ids=["plain", "classes", "bf16-channels-last", "edm-log-normal", "v-cosine"],
 )
 def test_resume_continues_exactly(capsys, idx_dir, tmp_path, extra):
     """N steps, stop, resume, M more == N + M uninterrupted steps, bit for bit on CPU (for a conditional

@@ -9,10 +9,6 @@ sigma = sqrt((1 - ab) / ab) (EDM's noise level of x_t / sqrt(ab)), SNR = 1 / sig
   ``NoiseSchedule.alpha_bar_at``, which the samplers use), clamped to [0, T-1]. "logsnr-uniform":
   log SNR uniform between the schedule's two ends (t = 0 and t = T-1), the distribution of the
   calls a sampler with logsnr spacing (ddpm-run's default) makes, mapped to fractional t the same way.
-  "stratified": integer t, each row uniform over 0..T-1 as "uniform", but the batch's rows spread
-  evenly: row i takes floor(T * frac(u + i / B)) for one u ~ U[0, 1) per batch (the low-discrepancy
-  sampler of Kingma et al. 2021, "Variational diffusion models", appendix), so every batch covers the
-  whole range of noise levels, and the loss and gradient vary less from batch to batch.
 - ``diffusion_loss`` weighs each row's mean squared error of what the network predicts (its
   parameterisation, ``prediction.py``), as EDM's ``EDMLoss``. "none": no weight, the plain MSE of the
   network's own output (for epsilon the seed's L_simple; for edm EDM's lambda(sigma) loss).
@@ -28,13 +24,12 @@ import torch.nn.functional as F
 from .diffusion import ForwardProcess
 from .prediction import Parameterisation
 
-NOISE_LEVELS = ("uniform", "log-normal", "logsnr-uniform", "stratified")
+NOISE_LEVELS = ("uniform", "log-normal", "logsnr-uniform")
 LOSS_WEIGHTINGS = ("none", "min-snr")
 
 
 class NoiseLevels:
-    """Draws a batch's times t from a torch generator: int64 for "uniform" and "stratified", float32 for
-    the others."""
+    """Draws a batch's times t from a torch generator: int64 for "uniform", float32 for the others."""
 
     def __init__(self, kind: str, forward: ForwardProcess, p_mean: float = -1.2, p_std: float = 1.2):
         if kind not in NOISE_LEVELS:
@@ -44,11 +39,6 @@ class NoiseLevels:
     def draw(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         if self.kind == "uniform":
             return torch.randint(0, self.forward.num_timesteps, (batch_size,), generator=generator)
-        if self.kind == "stratified":
-            u = torch.rand((), generator=generator, dtype=torch.float64)
-            spread = torch.remainder(u + torch.arange(batch_size, dtype=torch.float64) / batch_size, 1.0)  # (B,)
-            steps = self.forward.num_timesteps
-            return torch.clamp((spread * steps).long(), max=steps - 1)
         if self.kind == "log-normal":
             log_sigma = self.p_mean + self.p_std * torch.randn((batch_size,), generator=generator, dtype=torch.float64)
         else:

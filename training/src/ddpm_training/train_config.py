@@ -32,8 +32,7 @@ class TrainConfig:
         "uniform",
         "Where training puts its noise levels: uniform integer t (the seed's), or log-normal: "
         "ln sigma ~ N(p-mean, p-std^2) (EDM), or logsnr-uniform: log SNR uniform over the schedule (where "
-        "ddpm-run's default spacing calls the model), as fractional t, or stratified: uniform integer t "
-        "spread evenly over each batch (one row per 1/B of the range).",
+        "ddpm-run's default spacing calls the model), as fractional t.",
         NOISE_LEVELS,
     )
     p_mean: float = option(-1.2, "Mean of ln sigma for --noise-levels log-normal (EDM's).")
