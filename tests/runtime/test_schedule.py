@@ -87,3 +87,23 @@ def test_trailing_is_unchanged_and_one_step_starts_at_T_minus_1():
     np.testing.assert_array_equal(sampling_timesteps(s, 10, "trailing"), spaced_timesteps(1000, 10))
     for spacing in ("trailing", "logsnr", "karras"):
         np.testing.assert_array_equal(sampling_timesteps(s, 1, spacing), [999.0])
+
+
+def test_cosine_schedule_is_nichol_and_dhariwals_alpha_bar():
+    """alpha_bar after step t (index t) is f(t + 1) / f(0), f(u) = cos^2(((u / T + s) / (1 + s)) pi / 2)
+    (Nichol and Dhariwal 2021, eq. 17), wherever the betas are not clipped at 0.999 (only the last)."""
+    import math
+
+    T, s = 1000, 0.008
+    sched = NoiseSchedule.from_config(ScheduleConfig(kind="cosine", num_timesteps=T))
+
+    def f(u):
+        return math.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2
+
+    expected = np.array([f(t + 1) / f(0) for t in range(T - 1)])
+    np.testing.assert_allclose(sched.alpha_bars[: T - 1], expected, rtol=1e-12)
+    assert sched.betas[-1] == 0.999  # f(T) = cos^2(pi / 2) = 0: clipped
+    # two values by hand: half way, sigma = sqrt((1 - ab) / ab) is about 1; near t = 793, about 3
+    assert sched.alpha_bars[499] == pytest.approx(0.4938, abs=2e-4)
+    sigma = np.sqrt((1 - sched.alpha_bars) / sched.alpha_bars)
+    assert 1.0 < sigma[499] < 1.03 and int(np.argmax(sigma > 3.0)) == pytest.approx(793, abs=2)
