@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ddpm_runtime.row_split import physical_cores  # what ONNX Runtime and ddpm-run follow
+
 IMITATION_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
@@ -27,23 +29,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def physical_cores() -> int:
-    """Distinct (package, core) pairs in /proc/cpuinfo; the logical count where that is not readable."""
-    try:
-        pairs, package = set(), "0"
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = (part.strip() for part in line.partition(":"))
-            if key == "physical id":
-                package = value
-            elif key == "core id":
-                pairs.add((package, value))
-        if pairs:
-            return len(pairs)
-    except OSError:
-        pass
-    return os.cpu_count() or 1
 
 
 def bf16_instructions() -> bool:

@@ -16,14 +16,11 @@ seed and batch everywhere; the page's images are checked against ddpm-run's (at 
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,30 +30,15 @@ from machine import describe, matmul_peak_gflops, physical_cores  # bench/ is on
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")  # what browser_page.mjs launches
 sys.path.insert(0, str(ROOT / "tests" / "web"))
-from page_helpers import build, drive  # noqa: E402 - the browser driver the tests use
+from page_helpers import build, drive, start_server  # noqa: E402 - the browser driver the tests use
 
 from ddpm_runtime.generate import SamplingSettings, generate  # noqa: E402
 from ddpm_runtime.onnx_model import load_onnx_model  # noqa: E402
-from ddpm_runtime.web_server import make_server, site_url  # noqa: E402
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-def serve(folder: Path, isolated: bool) -> http.server.ThreadingHTTPServer:
-    if isolated:
-        server = make_server(folder, "127.0.0.1", 0)
-    else:
-        handler = functools.partial(QuietHandler, directory=str(folder))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from ddpm_runtime.web_server import site_url  # noqa: E402
 
 
 def page_run(site: Path, isolated: bool, query: str, fields: dict, screenshot: Path | None = None, webgpu=False):
-    server = serve(site, isolated)
+    server = start_server(site, isolated)
     try:
         request = {"generate": True, "fields": fields, "webgpu": webgpu}
         if screenshot is not None:

@@ -3,22 +3,16 @@ it or, with ``isolated=True``, as `ddpm-run serve` does (the headers that allow 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # page_helpers
 
-from ddpm_runtime.web_server import make_server, site_url
+from page_helpers import start_server
 
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+from ddpm_runtime.web_server import site_url
 
 
 @pytest.fixture
@@ -26,14 +20,8 @@ def serve():
     servers = []
 
     def start(folder: Path, isolated: bool = False) -> str:
-        if isolated:
-            server = make_server(folder, "127.0.0.1", 0)
-        else:
-            handler = functools.partial(QuietHandler, directory=str(folder))
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return site_url(server) + "index.html"
+        servers.append(start_server(folder, isolated))
+        return site_url(servers[-1]) + "index.html"
 
     yield start
     for server in servers:

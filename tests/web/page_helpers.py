@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from ddpm_runtime.cli import main as ddpm_run
+from ddpm_runtime.web_server import make_server
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -29,3 +33,20 @@ def drive(url: str, **request) -> dict:
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def start_server(folder: Path, isolated: bool = False) -> http.server.ThreadingHTTPServer:
+    """``folder`` over HTTP on a free local port, serving in a daemon thread: as `python -m http.server`
+    serves it, or with ``isolated`` as `ddpm-run serve` does (the headers WebAssembly threads need)."""
+    if isolated:
+        server = make_server(folder, "127.0.0.1", 0)
+    else:
+        handler = functools.partial(QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
