@@ -82,6 +82,26 @@ def test_karras_spacing_follows_eq5(steps, rho):
     assert np.all(np.diff(ts) < 0)
 
 
+@pytest.mark.parametrize("spacing", ["karras", "logsnr"])
+def test_spreads_on_the_cosine_schedule_start_from_sigma_160(spacing):
+    """The cosine schedule's sigma(T-1) is about 2e4: the spread starts from sigma = 160 instead, the first
+    call staying at T-1 (karras: eq. 5 with sigma_max 160; logsnr: even from lambda = -log 160). The
+    linear schedule (sigma(T-1) = 157, under the cap) keeps the uncapped formulas, tested above."""
+    s = NoiseSchedule.from_config(ScheduleConfig(kind="cosine"))
+    sigma = lambda t: np.sqrt((1 - s.alpha_bar_at(t)) / s.alpha_bar_at(t))  # noqa: E731
+    assert sigma(999.0) > 1e4 and sigma(999.0 - 1) < 1e3
+    ts = sampling_timesteps(s, 8, spacing)
+    assert ts[0] == 999 and ts[-1] == 0 and np.all(np.diff(ts) < 0)
+    if spacing == "karras":
+        ramp, rho = np.arange(8) / 7, 7.0
+        expected = (160 ** (1 / rho) + ramp * (sigma(0.0) ** (1 / rho) - 160 ** (1 / rho))) ** rho
+        np.testing.assert_allclose(sigma(ts[1:]), expected[1:], rtol=1e-9)
+    else:
+        expected = np.linspace(-np.log(160.0), s.log_snr(0), 8)
+        np.testing.assert_allclose(s.log_snr(ts[1:]), expected[1:], atol=1e-9)
+    assert sigma(ts[1]) < 160  # the second call already sees some image (uncapped: t = 998.7, sigma 2e3)
+
+
 def test_trailing_is_unchanged_and_one_step_starts_at_T_minus_1():
     s = NoiseSchedule.from_config()
     np.testing.assert_array_equal(sampling_timesteps(s, 10, "trailing"), spaced_timesteps(1000, 10))

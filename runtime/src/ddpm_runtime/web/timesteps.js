@@ -3,6 +3,8 @@
 
 export const SPACINGS = ['trailing', 'logsnr', 'karras'];
 export const DEFAULT_RHO = 7;
+// timesteps.py's SIGMA_MAX: the logsnr and karras spreads start at sigma = min(sigma(T-1), SIGMA_MAX)
+export const SIGMA_MAX = 160;
 
 export function trailing(T, steps) {
   if (!Number.isInteger(steps) || steps < 1 || steps > T) throw new Error(`steps must be between 1 and T=${T}, got ${steps}`);
@@ -47,7 +49,7 @@ export function samplingTimesteps(schedule, steps, spacing = 'trailing', rho = D
   const even = trailing(T, steps);
   if (spacing === 'trailing' || steps === 1) return even;
   const lambdaMax = schedule.logSnr(0);
-  const lambdaMin = schedule.logSnr(T - 1);
+  const lambdaMin = Math.max(schedule.logSnr(T - 1), -Math.log(SIGMA_MAX));
   const ramp = Array.from({ length: steps }, (_, i) => (i === steps - 1 ? 1 : i * (1 / (steps - 1))));
   let lambdas;
   if (spacing === 'logsnr') {
