@@ -30,9 +30,9 @@ def teacher(tmp_path_factory):
     return path
 
 
-def distiller(teacher_path, **train) -> Distiller:
+def distiller(teacher_path, target="end", **train) -> Distiller:
     config = TrainConfig(**{"batch_size": 8, "lr": 1e-4, "max_steps": 4, "prediction": "v", **train})
-    return Distiller(load_checkpoint(teacher_path), config, DistillConfig(calls=2, teacher_calls=4))
+    return Distiller(load_checkpoint(teacher_path), config, DistillConfig(calls=2, teacher_calls=4, target=target))
 
 
 def test_batch_and_loss_by_hand(teacher):
@@ -58,6 +58,30 @@ def test_batch_and_loss_by_hand(teacher):
     with torch.no_grad():
         assert float(d.distill_loss(x, t, target)) == pytest.approx(expected, rel=1e-4)
     assert expected > 0  # the teacher's own x_0 estimate at T-1 is not yet its ODE's end
+
+
+def test_segment_targets_land_on_the_teachers_next_state(teacher):
+    """--target segment: from each student time, the x_0 target's DDIM step (the runtime's ddim_step, eta 0,
+    x_0 unclipped) lands on the teacher's state at the next student time, and the last on its image."""
+    from ddpm_runtime.samplers.ddim import ddim_step
+
+    d = distiller(teacher, target="segment")
+    x, _, target, _ = d.trajectories(4)
+    x_T = torch.randn((4, 1, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
+    times = sampling_timesteps(SCHEDULE, 4, "karras")
+    teacher_eps = numpy_eps_model(d.eps_model(ema=True))
+    states = [x_T]
+    end = sample_dpm_solver_2m(teacher_eps, x_T, SCHEDULE, times, callback=lambda i, s, v: states.append(v.copy()))
+    ab = SCHEDULE.alpha_bar_at(times[[0, 2]])
+    lands_on = [states[2], np.clip(end, -1, 1)]  # teacher call 2, then the clipped image (alpha_bar 1)
+    x5, target5 = (a.numpy().astype(np.float64).reshape(4, 2, 1, 12, 12) for a in (x, target))
+    for k, ab_next in enumerate([SCHEDULE.alpha_bar_at(times[2]), 1.0]):
+        eps = (x5[:, k] - np.sqrt(ab[k]) * target5[:, k]) / np.sqrt(1 - ab[k])  # the eps that goes with x_0
+        landed, _ = ddim_step(x5[:, k], eps, ab[k], ab_next, eta=0.0, x0_mode="none")
+        np.testing.assert_allclose(landed, lands_on[k], atol=2e-5)  # float32 storage of x and the target
+    # an end-target student would learn the image at both times: different targets at the first time
+    assert np.abs(target5[:, 0] - np.clip(end, -1, 1)).max() > 0.1
+    assert d.distill_config.call_counts() == [2] and d.preview_options == {"eta": 0.0, "x0": "none"}
 
 
 def test_resume_is_bit_exact(capsys, teacher, tmp_path):
@@ -99,7 +123,8 @@ def test_student_exports_with_its_sampler_and_ddpm_run_uses_it(capsys, teacher, 
     times = student_times(SCHEDULE, DistillConfig(2, 4))
     assert meta.fitted_timesteps("consistency", 2).timesteps == tuple(times)
     assert meta.fitted_timesteps("consistency", 1).timesteps == (999.0,)
-    assert meta.training["distilled"] == {"calls": 2, "teacher_calls": 4, "teacher_steps": 3}
+    assert meta.training["distilled"] == {"calls": 2, "teacher_calls": 4, "teacher_steps": 3, "target": "end"}
+    assert "options" not in meta.default_sampling  # the consistency sampler as declared
 
     calls = []
 
@@ -111,7 +136,8 @@ def test_student_exports_with_its_sampler_and_ddpm_run_uses_it(capsys, teacher, 
     assert sampled.code == 0 and f"{model_path}: consistency, 2 steps" in sampled.err
     from ddpm_runtime.generate import model_defaults
 
-    sampler, steps = model_defaults(meta, None, None)
+    sampler, steps, options = model_defaults(meta, None, None)
+    assert options == {}
     images = generate(counting, meta, SamplingSettings(num_images=3, sampler=sampler, steps=steps))
     assert calls == [float(np.float32(v)) for v in times] and images.shape == (3, 12, 12, 1)
     one = generate(model, meta, SamplingSettings(num_images=3, sampler="consistency", steps=1))
@@ -122,6 +148,33 @@ def test_student_exports_with_its_sampler_and_ddpm_run_uses_it(capsys, teacher, 
     )
     info = run_ddpm_run(capsys, "info", model_path)
     assert "samples:    with consistency, 2 calls by default (distilled from a teacher of 3 steps)" in info.out
+
+
+def test_segment_student_samples_with_ddim_unclipped_by_default(capsys, teacher, tmp_path):
+    from ddpm_runtime.onnx_model import load_onnx_model
+    from ddpm_runtime.samplers.ddim import sample_ddim
+
+    run = tmp_path / "student"
+    args = ["--out", run, "--max-steps", "1", "--target", "segment", *SMALL]
+    assert run_ddpm(capsys, "distill", teacher, *args).code == 0
+    model_path = tmp_path / "student.onnx"
+    assert run_ddpm(capsys, "export-onnx", run / "checkpoint.pt", "-o", model_path).code == 0
+    model = load_onnx_model(model_path, "cpu")
+    meta = model.metadata
+    assert meta.default_sampling["sampler"] == "ddim" and meta.default_sampling["options"] == {"eta": 0.0, "x0": "none"}
+    assert [f.steps for f in meta.fitted] == [2] and meta.training["distilled"]["target"] == "segment"
+    out = tmp_path / "out"
+    sampled = run_ddpm_run(capsys, "sample", model_path, "-n", "2", "--out", out)
+    assert sampled.code == 0 and f"{model_path}: ddim, 2 steps" in sampled.err
+    x_T = np.stack([np.random.default_rng([0, i]).standard_normal((1, 12, 12)) for i in range(2)])
+    times = student_times(SCHEDULE, DistillConfig(2, 4, target="segment"))
+    expected = sample_ddim(model, x_T, SCHEDULE, times, x0="none")  # unclipped: clipping would change it
+    images = np.load(out / "samples.npz")["arr_0"]
+    np.testing.assert_array_equal(
+        images, np.round((np.clip(expected, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(0, 2, 3, 1)
+    )
+    info = run_ddpm_run(capsys, "info", model_path)
+    assert "samples:    with ddim, 2 calls by default, eta 0.0, x0 none (distilled" in info.out
 
 
 def test_refusals_are_one_line_errors(capsys, teacher, tmp_path):

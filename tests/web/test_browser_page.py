@@ -76,3 +76,32 @@ def test_page_draws_a_chosen_class_with_guidance(tiny_conditional_onnx, tmp_path
     got = np.asarray(status["pixels"], dtype=np.uint8).reshape(4, 1, 12, 12).transpose(0, 2, 3, 1)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     assert np.abs(got.astype(int) - unguided.astype(int)).max() > 1  # the class and guidance did something
+
+
+def test_page_samples_a_segment_student_with_its_own_sampler_and_options(capsys, tmp_path, serve):
+    """A `--target segment` student: the page picks its sampler (ddim), calls (2) and options (x_0
+    unclipped) from the metadata, as ddpm-run does, and draws ddpm-run's images."""
+    from ddpm_runtime.generate import model_defaults
+
+    from cli_helpers import run_ddpm
+    from data_helpers import make_checkpoint
+
+    teacher, run, student = tmp_path / "teacher.pt", tmp_path / "student", tmp_path / "student.onnx"
+    make_checkpoint(teacher, "tiny", 12, steps=3, prediction="v")
+    small = ["--batch-size", "8", "--calls", "2", "--teacher-calls", "4", "--precision", "fp32"]
+    args = ["--out", run, "--max-steps", "1", "--target", "segment", *small]
+    assert run_ddpm(capsys, "distill", teacher, *args).code == 0
+    assert run_ddpm(capsys, "export-onnx", run / "checkpoint.pt", "-o", student).code == 0
+    site = build(student, tmp_path / "site")
+    result = drive(serve(site), generate=True, fields={"count": 4, "seed": 1})  # sampler and calls left as offered
+    assert result["consoleErrors"] == [] and result["shownError"] == ""
+    status = result["status"]
+    assert status.get("done"), status
+    model = load_onnx_model(student, "cpu")
+    sampler, steps, options = model_defaults(model.metadata, None, None)
+    assert (sampler, steps, options) == ("ddim", 2, {"eta": 0.0, "x0": "none"})
+    expected = generate(model, model.metadata, SamplingSettings(4, 16, sampler, steps, seed=1, options=options))
+    clipped = generate(model, model.metadata, SamplingSettings(4, 16, sampler, steps, seed=1))
+    got = np.asarray(status["pixels"], dtype=np.uint8).reshape(4, 1, 12, 12).transpose(0, 2, 3, 1)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    assert np.abs(clipped.astype(int) - expected.astype(int)).max() > 1  # the options change the images

@@ -66,10 +66,13 @@ class ExportSource:
                 for _, times in sorted(d["timesteps"].items(), key=lambda item: int(item[0]))
             )
             default = {"sampler": d["sampler"], "steps": d["calls"], "teacher_steps": d["teacher"]["step"]}
+            if d.get("sampler_options"):
+                default["options"] = dict(d["sampler_options"])  # e.g. a segment student's DDIM, x_0 unclipped
             training["distilled"] = {
                 "calls": d["calls"],
                 "teacher_calls": d["teacher_calls"],
                 "teacher_steps": d["teacher"]["step"],
+                "target": d.get("target", "end"),
             }
             if self.classes is not None:
                 # its guidance is inside: ddpm-run adds none unless asked (--guidance-scale)

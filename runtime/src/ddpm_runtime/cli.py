@@ -189,7 +189,8 @@ def sample_command(
 
     given = {name: value for name, value in options.items() if value is not None}
     eps_model = load_onnx_model(model, device, threads)
-    sampler, steps = model_defaults(eps_model.metadata, sampler, steps, str(model))
+    sampler, steps, own_options = model_defaults(eps_model.metadata, sampler, steps, str(model))
+    given = {**own_options, **given}
     request = class_request(model, eps_model.metadata, num_images, classes, per_class, guidance_scale)
     settings = SamplingSettings(
         request.num_images,
@@ -418,6 +419,7 @@ def info_command(model, as_json) -> None:
         default = meta.default_sampling
         lines.append(
             f"samples:    with {default['sampler']}, {default['steps']} calls by default"
+            + "".join(f", {k} {v}" for k, v in sorted(default.get("options", {}).items()))
             + (f" (distilled from a teacher of {default['teacher_steps']} steps)" if "teacher_steps" in default else "")
         )
     if meta.classes is None:

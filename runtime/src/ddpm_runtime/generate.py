@@ -106,16 +106,17 @@ class SamplingSettings:
 
 
 def model_defaults(metadata: ModelMetadata, sampler: str | None, steps: int | None, source: str = "model"):
-    """(sampler, steps) for a request that may leave them out: the model's own default (a distilled
-    student's, metadata "sampling") where it has one, else SamplingSettings' default sampler."""
+    """(sampler, steps, options) for a request that may leave the sampler and steps out: the model's own
+    default (a distilled student's, metadata "sampling") where it has one, with the sampler options it
+    samples with (given options go over them), else SamplingSettings' default sampler and no options."""
     default = metadata.default_sampling
     if sampler is not None or default is None:
-        return sampler or SamplingSettings.sampler, steps
+        return sampler or SamplingSettings.sampler, steps, {}
     if default["sampler"] not in REGISTRY:
         raise UserError(
             f"{source}: samples with {default['sampler']!r}, which this ddpm-run does not have; pass --sampler"
         )
-    return default["sampler"], default["steps"] if steps is None else steps
+    return default["sampler"], default["steps"] if steps is None else steps, dict(default.get("options", {}))
 
 
 def model_timesteps(settings: SamplingSettings, metadata: ModelMetadata, schedule: NoiseSchedule) -> np.ndarray:

@@ -1,19 +1,30 @@
 """`ddpm distill` as a library: a student with the teacher's U-Net that samples in a few model calls.
 
-Method: regression onto the teacher's own ODE solutions ("flow-map" distillation). Every step draws K
-starting noises and runs the teacher's deterministic few-call solver on them (DPM-Solver++(2M),
-karras spacing, ``teacher_calls`` calls, x_0 unclipped until the end: its best few-call sampler,
-BENCHMARKS.md "Four model calls"), with the runtime's NumPy sampler and no gradients. Where that trajectory passes the
+Method: regression onto the teacher's own ODE solutions. Every step draws K starting noises and runs
+the teacher's deterministic few-call solver on them (DPM-Solver++(2M), karras spacing,
+``teacher_calls`` calls, x_0 unclipped until the end: its best few-call sampler, BENCHMARKS.md "Four
+model calls"), with the runtime's NumPy sampler and no gradients. Where that trajectory passes the
 student's call times t_0 = T-1 > t_1 > ... (every ``teacher_calls / calls``-th teacher call), the
-student learns to give the trajectory's end, the teacher's image x_0*, as its x_0 estimate:
+student learns one of two targets (``DistillConfig.target``):
 
-    loss = mean over the K x calls points of || x0_student(x_{t_i}, t_i) - x0* ||^2
+- ``end`` (a flow map to the end): the trajectory's end, the teacher's image x_0*, as its x_0 estimate,
 
-That is the consistency function of the teacher's ODE (Song et al. 2023) learnt by regression on the
-teacher's solutions (Luhman and Luhman 2021 did it at t = T only). The student samples with the
-consistency sampler (``ddpm_runtime.samplers.consistency``): x_0 from t_0, noised afresh to t_1, x_0
-again, and so on; with one call it is x0_student(x_T). It keeps the teacher's parameterisation, so
-its export outputs eps like every model file.
+      loss = mean over the K x calls points of || x0_student(x_{t_i}, t_i) - x0* ||^2
+
+  the consistency function of the teacher's ODE (Song et al. 2023) learnt by regression on the
+  teacher's solutions (Luhman and Luhman 2021 did it at t = T only). The student samples with the
+  consistency sampler (``ddpm_runtime.samplers.consistency``): x_0 from t_0, noised afresh to t_1, x_0
+  again, and so on; with one call it is x0_student(x_T); it serves 1, 2, ... calls (the divisors).
+- ``segment`` (one segment at a time, as one round of progressive distillation, Salimans and Ho 2022,
+  eq. 8): the x_0 estimate whose deterministic DDIM step from t_i lands on the teacher's state at
+  t_{i+1} (its image after the last call),
+
+      x0_target = (x*_{t_{i+1}} - (sigma'/sigma) x_{t_i}) / (alpha' - (sigma'/sigma) alpha)
+
+  with alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar) at t_i, primed at t_{i+1}. The student
+  samples with DDIM (eta 0, x_0 unclipped) at exactly these ``calls`` times, and only at them.
+
+Either student keeps the teacher's parameterisation, so its export outputs eps like every model file.
 
 The student starts from the teacher's EMA weights. Its checkpoint holds the teacher's weights too,
 so a resumed run needs nothing but the checkpoint and goes on bit for bit. Pure: no files here.
@@ -46,7 +57,9 @@ from .trainer import LogRecord, Trainer
 from .unet import Unet
 
 TEACHER_SAMPLER, TEACHER_SPACING = "dpm-solver++", "karras"
-STUDENT_SAMPLER = "consistency"
+# per target: the student's sampler and the options it runs with (written into the export's metadata)
+STUDENT_SAMPLERS = {"end": ("consistency", {}), "segment": ("ddim", {"eta": 0.0, "x0": "none"})}
+TARGETS = tuple(STUDENT_SAMPLERS)
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,24 @@ class DistillConfig:
     # without a class (unguided), so the student keeps the "no class" model too
     guidance_scale: float = 0.0
     null_share: float = 0.1
+    target: str = "end"  # TARGETS: the trajectory's end (consistency) or the next student time (DDIM)
+
+    @property
+    def sampler(self) -> str:
+        return STUDENT_SAMPLERS[self.target][0]
+
+    @property
+    def sampler_options(self) -> dict:
+        return dict(STUDENT_SAMPLERS[self.target][1])
+
+    def call_counts(self) -> list[int]:
+        """The call counts the student serves: every divisor of ``calls`` for the end target (any student
+        time lies on the same trajectory), only ``calls`` for segments (each learnt for its own jump)."""
+        return divisors(self.calls) if self.target == "end" else [self.calls]
 
     def check(self, batch_size: int) -> None:
+        if self.target not in TARGETS:
+            raise TrainingError(f"--target must be one of {', '.join(TARGETS)}, got {self.target!r}")
         if not 1 <= self.calls <= self.teacher_calls or self.teacher_calls % self.calls:
             raise TrainingError(
                 f"--calls {self.calls} must divide --teacher-calls {self.teacher_calls} (and be at least 1)"
@@ -73,6 +102,7 @@ class DistillConfig:
             "teacher_calls": self.teacher_calls,
             "guidance_scale": self.guidance_scale,
             "null_share": self.null_share,
+            "target": self.target,
         }
 
     @classmethod
@@ -82,6 +112,7 @@ class DistillConfig:
             int(data["teacher_calls"]),
             float(data.get("guidance_scale", 0.0)),
             float(data.get("null_share", 0.1)),
+            str(data.get("target", "end")),  # runs before segments existed learnt the end
         )
 
 
@@ -175,6 +206,8 @@ class Distiller(Trainer):
         self._teacher_times = teacher_times(self.schedule, distill_config)
         stride = distill_config.teacher_calls // distill_config.calls
         self._indices = list(range(0, distill_config.teacher_calls, stride))  # teacher calls at student times
+        ab = np.asarray(self.schedule.alpha_bar_at(self._teacher_times[self._indices]), dtype=np.float64)
+        self._segment_alpha_bars = (ab, np.append(ab[1:], 1.0))  # the last jump lands on the image
 
     def describe(self) -> str:
         from .unet import count_parameters
@@ -182,13 +215,18 @@ class Distiller(Trainer):
         d = self.distill_config
         guided = f", guidance {d.guidance_scale:g} folded in" if self.classes is not None else ""
         return (
-            f"distilling {count_parameters(self.model):,} parameters for {d.calls} call(s){guided} from a teacher of "
+            f"distilling {count_parameters(self.model):,} parameters for {d.calls} call(s) ({d.sampler}, target "
+            f"{d.target}){guided} from a teacher of "
             f"{self.teacher_info['step']:,} steps ({TEACHER_SAMPLER} {TEACHER_SPACING}, {d.teacher_calls} calls; "
             f"{self.config.batch_size // d.calls} trajectories per step, {self.device})"
         )
 
     def preview_sampling(self) -> tuple[str, np.ndarray]:
-        return STUDENT_SAMPLER, student_times(self.schedule, self.distill_config)
+        return self.distill_config.sampler, student_times(self.schedule, self.distill_config)
+
+    @property
+    def preview_options(self) -> dict:
+        return self.distill_config.sampler_options
 
     @property
     def preview_guidance_scale(self) -> float:
@@ -222,7 +260,11 @@ class Distiller(Trainer):
         end = np.clip(end, -1.0, 1.0)
         x = np.stack([states[i] for i in self._indices], axis=1)  # (count, calls, C, H, W)
         t = np.broadcast_to(self._teacher_times[self._indices], (count, len(self._indices)))
-        target = np.broadcast_to(end[:, None], x.shape)
+        if self.distill_config.target == "segment":
+            nxt = np.stack([states[i] for i in self._indices[1:]] + [end], axis=1)
+            target = segment_targets(x, nxt, self._segment_alpha_bars)
+        else:
+            target = np.broadcast_to(end[:, None], x.shape)
         flat = (count * len(self._indices), *shape[1:])
         as_tensor = lambda a, s: torch.from_numpy(np.ascontiguousarray(a).reshape(s)).float().to(self.device)  # noqa: E731
         y = None
@@ -255,10 +297,11 @@ class Distiller(Trainer):
         state["distill"] = {
             **self.distill_config.to_dict(),
             "teacher": self.teacher_info,
-            "sampler": STUDENT_SAMPLER,
+            "sampler": self.distill_config.sampler,
+            "sampler_options": self.distill_config.sampler_options,
             "timesteps": {
                 str(c): [float(v) for v in student_times(self.schedule, self.distill_config, c)]
-                for c in divisors(self.distill_config.calls)
+                for c in self.distill_config.call_counts()
             },
         }
         state["teacher"] = self.teacher.state_dict()
@@ -270,6 +313,16 @@ class Distiller(Trainer):
         if saved != self.distill_config:
             raise TrainingError(f"{source}: cannot resume: it distils for {saved}, not {self.distill_config}")
         super().load_state_dict(checkpoint, source)
+
+
+def segment_targets(x: np.ndarray, nxt: np.ndarray, alpha_bars: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The x_0 whose DDIM step (eta 0) from x at each student time lands on ``nxt`` at the next one.
+
+    x, nxt: (count, calls, C, H, W); alpha_bars: (alpha_bar at the calls' times, at the next times, 1 after
+    the last). Solves nxt = alpha' x0 + sigma' (x - alpha x0) / sigma for x0."""
+    ab, ab_next = (np.asarray(a, dtype=np.float64).reshape(1, -1, 1, 1, 1) for a in alpha_bars)
+    ratio = np.sqrt(1.0 - ab_next) / np.sqrt(1.0 - ab)  # sigma' / sigma
+    return (nxt - ratio * x) / (np.sqrt(ab_next) - ratio * np.sqrt(ab))
 
 
 def divisors(n: int) -> list[int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .compute import LAYOUTS, PRECISIONS
-from .distill import DistillConfig
+from .distill import TARGETS, DistillConfig
 from .distill_run import DEFAULT_DISTILL_FOLDER, DISTILL_DEFAULTS
 
 _D = DistillConfig()
@@ -29,6 +29,14 @@ _D = DistillConfig()
     default=None,
     help="Teacher calls per trajectory (DPM-Solver++(2M), karras), a multiple of --calls.  "
     f"[default: {_D.teacher_calls}]",
+)
+@click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default=None,
+    help="What the student learns from each of its call times: the end of the teacher's trajectory (it then "
+    "samples with the consistency sampler, in any divisor of --calls) or the teacher's state at its next call "
+    f"time (DDIM, exactly --calls calls).  [default: {_D.target}]",
 )
 @click.option(
     "--guidance-scale",
@@ -68,13 +76,14 @@ _D = DistillConfig()
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.pass_context
 def distill_command(
-    ctx, teacher, out, resume, calls, teacher_calls, guidance_scale, precision, memory_format, device, **values
+    ctx, teacher, out, resume, calls, teacher_calls, target, guidance_scale, precision, memory_format, device, **values
 ) -> None:
     """Distil TEACHER (a `ddpm train` checkpoint) into a student that samples in --calls model calls.
 
-    The student (the same U-Net, started from the teacher's EMA weights) learns the end of the teacher's
-    few-call ODE trajectory from each of its own call times, and samples with the consistency sampler;
-    `ddpm export-onnx` writes both into its metadata, so `ddpm-run sample student.onnx` uses them.
+    The student (the same U-Net, started from the teacher's EMA weights) learns from each of its own call
+    times the end of the teacher's few-call ODE trajectory (--target end: the consistency sampler) or its
+    next point (--target segment: DDIM); `ddpm export-onnx` writes the sampler and times into its metadata,
+    so `ddpm-run sample student.onnx` uses them.
     Checkpoints, resume, --max-minutes, SIGTERM and the progress bar are those of `ddpm train`.
     """
     from .cli import StopSignals, _Progress
@@ -82,7 +91,7 @@ def distill_command(
 
     options = {name: value for name, value in values.items() if value is not None}
     request = DistillRequest(
-        teacher, out, resume, calls, teacher_calls, guidance_scale, options, precision, memory_format, device
+        teacher, out, resume, calls, teacher_calls, guidance_scale, options, precision, memory_format, device, target
     )
     progress = _Progress()
     with StopSignals() as signals:

@@ -50,6 +50,7 @@ class DistillRequest:
     precision: str = DEFAULT_PRECISION
     layout: str = DEFAULT_LAYOUT
     device: str = "auto"
+    target: str | None = None  # DistillConfig.target; default: DistillConfig's, or the resumed run's
 
 
 def run_distill(request: DistillRequest, callbacks: Callbacks | None = None) -> RunSummary:
@@ -69,7 +70,8 @@ def run_distill(request: DistillRequest, callbacks: Callbacks | None = None) -> 
         teacher = load_checkpoint(request.teacher)
         refuse_non_teacher(teacher, str(request.teacher), request.guidance_scale or 0.0)
         train_config = _new_train_config(request, teacher)
-        counts = {k: v for k, v in (("calls", request.calls), ("teacher_calls", request.teacher_calls)) if v}
+        given = (("calls", request.calls), ("teacher_calls", request.teacher_calls), ("target", request.target))
+        counts = {k: v for k, v in given if v}
         guidance = request.guidance_scale
         if guidance is None:
             guidance = DEFAULT_GUIDANCE_SCALE if teacher.get("classes") else 0.0
@@ -123,6 +125,7 @@ def _resumed(request: DistillRequest, checkpoint: dict, device) -> Distiller:
         ("--calls", request.calls),
         ("--teacher-calls", request.teacher_calls),
         ("--guidance-scale", request.guidance_scale),
+        ("--target", request.target),
     )
     for name, value in given:
         if value is not None and value != getattr(saved, name[2:].replace("-", "_")):

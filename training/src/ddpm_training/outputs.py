@@ -92,6 +92,7 @@ class RunFolder:
             else getattr(trainer, "preview_guidance_scale", None),
             sampler=sampler,
             timesteps=timesteps,
+            options=getattr(trainer, "preview_options", None),
         )
         path = self.preview_path(trainer.step)
         write_png(path, grid)

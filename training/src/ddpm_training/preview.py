@@ -29,6 +29,7 @@ def preview_grid(
     guidance_scale: float | None = None,
     sampler: str | None = None,
     timesteps: np.ndarray | None = None,
+    options: dict | None = None,
 ) -> np.ndarray:
     """An (H, W, C) uint8 grid of ``num_images`` samples, made as `ddpm-run sample` makes them by default
     (same sampler, spacing and options) with ``num_steps`` model calls. The same seed gives the same
@@ -36,7 +37,8 @@ def preview_grid(
 
     A class-conditional model draws image i as class i mod K, one class per column, with
     ``guidance_scale`` (default: ddpm-run's). ``sampler`` and ``timesteps``: another sampler and its call
-    times (a distilled student's), instead of ddpm-run's default with ``num_steps`` calls."""
+    times (a distilled student's), instead of ddpm-run's default with ``num_steps`` calls; ``options``: the
+    sampler's options where they differ from its declared defaults (a student's, as its metadata gives them)."""
     size, channels = model_config.image_size, model_config.im_channels
     defaults = SamplingSettings()
     spec = get_sampler(sampler or defaults.sampler)
@@ -55,7 +57,7 @@ def preview_grid(
     was_training = model.training
     model.eval()
     try:
-        options = {option.name: option.default for option in spec.options}  # as ddpm-run runs it
+        options = {option.name: option.default for option in spec.options} | dict(options or {})  # as ddpm-run
         x0 = spec.sample(eps_model, x_T, schedule, timesteps, rng=rng, **options)
     finally:
         model.train(was_training)

@@ -113,6 +113,9 @@ async function generate(metadata, session) {
   const guidance = label === null ? 0 : Number($('guidance').value);
   if (!(guidance >= 0)) throw new Error(`guidance scale must be >= 0, got ${$('guidance').value}`);
   const timesteps = callTimes(schedule, metadata, sampler, steps);
+  // the options the model's own sampler runs with (a segment student's DDIM: x_0 unclipped), as ddpm-run
+  const own = metadata.sampling?.default;
+  const options = own?.sampler === sampler ? own.options ?? {} : {};
   const backend = $('backend').value;
   const run = await session(backend);
   const { channels, height, width } = metadata.image;
@@ -138,7 +141,7 @@ async function generate(metadata, session) {
       $('progress').value = done / calls;
       $('status').textContent = `model call ${done} of ${calls}`;
     };
-    const x0 = await sampleBatch({ epsModel, schedule, sampler, timesteps, seed, first, count: size, pixels: channels * height * width, onStep });
+    const x0 = await sampleBatch({ epsModel, schedule, sampler, timesteps, seed, first, count: size, pixels: channels * height * width, options, onStep });
     x0.forEach((x, j) => {
       const image = toUint8(x);
       pixels.push(Array.from(image));
