@@ -120,9 +120,9 @@ def export_torchscript_command(ctx, checkpoint, output, overwrite, weights, atol
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
     "--steps",
-    default="8,10",
+    default="5,8,10",
     show_default=True,
-    help="Model-call counts to fit, comma-separated (each 3..T).",
+    help="Model-call counts to fit, comma-separated (each 3..T); BENCHMARKS.md, 'Four model calls', has FID at each.",
 )
 @click.option("--sampler", default=DEFAULT_SAMPLER, show_default=True, help="The deterministic sampler to fit for.")
 @click.option(
