@@ -124,7 +124,8 @@ def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resume_is_exact(id
 
     target = str(reached + 3)
     resume = [*torchrun, "ddpm_training.cli", "train", str(idx_dir), "--resume", str(stopped / "checkpoint.pt")]
-    assert subprocess.run([*resume, "--max-steps", target], env=env, capture_output=True, timeout=300).returncode == 0
+    resumed = subprocess.run([*resume, "--max-steps", target], env=env, capture_output=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     straight = tmp_path / "straight"
     result = subprocess.run(command(straight, "--max-steps", target), env=env, capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
