@@ -12,7 +12,7 @@ labelled real data. Prints a Markdown table; s/image is this machine's, with thi
         --rows ddpm:100,dpm-solver++:20/spacing=logsnr/x0=clip,ddim:10@500 --label my-model
 
 A row is ``SAMPLER:STEPS[/OPTION=VALUE...][@NUM_IMAGES]``; options are ``spacing``, ``rho``,
-``guidance`` and the sampler's own (``x0``, ``x0_percentile``, ``eta``). Each row reports the floor
+``guidance`` and the sampler's own (``x0``, ``x0_percentile``, ``eta``, ``final``). Each row reports the floor
 for its own n. Outputs are named after ``--label``, so two models' tables concatenate into one.
 
 Class-conditional models: a row with ``guidance=W`` draws NUM_IMAGES / K images of each of the K
@@ -47,7 +47,7 @@ def parse_row(item: str, default_n: int) -> tuple[str, SamplingSettings]:
         key, _, value = pair.partition("=")
         key = "guidance_scale" if key == "guidance" else key
         target = fields if key in GENERATE_FIELDS else options
-        target[key] = value if key in ("spacing", "x0") else float(value)
+        target[key] = value if key in ("spacing", "x0", "final") else float(value)
     n = int(count) if count else default_n
     return spec, SamplingSettings(n, 100, sampler.strip(), int(steps), 0, options, **fields)
 

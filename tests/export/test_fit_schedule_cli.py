@@ -41,6 +41,38 @@ def test_fit_writes_only_metadata_and_sampling_follows_it(capsys, tiny_onnx, tmp
     assert info.code == 0 and "fitted:     dpm-solver++3m, 4 calls at t = 999.0, " in info.out
 
 
+def test_landing_fit_is_stored_with_its_option_and_sampled_with_it(capsys, tiny_onnx, tmp_path):
+    """--final step: the times end above 0, the entry carries {"final": "step"}, and ddpm-run (and its info)
+    sample them with it unless told otherwise."""
+    from ddpm_runtime.noise import PerImageNoise
+    from ddpm_runtime.samplers.dpm_solver import sample_dpm_solver_2m
+    from ddpm_runtime.schedule import NoiseSchedule
+
+    out = tmp_path / "landing.onnx"
+    args = ["--steps", "3", "--images", "8", "--sampler", "dpm-solver++", "--final", "step"]
+    assert run_ddpm(capsys, "fit-schedule", tiny_onnx, *args, "-o", out).code == 0
+    model = load_onnx_model(out, "cpu")
+    (entry,) = model.metadata.fitted
+    assert entry.options == {"final": "step"} and entry.timesteps[0] == 999.0 and entry.timesteps[-1] > 0
+    images = generate(model, model.metadata, SamplingSettings(num_images=2, sampler="dpm-solver++", steps=3))
+    x_T = PerImageNoise(0, 0, 2).standard_normal((2, 1, 12, 12))
+    schedule = NoiseSchedule.from_config(model.metadata.schedule)
+    expected = sample_dpm_solver_2m(model, x_T, schedule, np.asarray(entry.timesteps), x0="clip", final="step")
+    np.testing.assert_array_equal(
+        images, np.rint(np.clip((expected + 1) * 127.5, 0, 255)).astype(np.uint8).transpose(0, 2, 3, 1)
+    )
+    given = SamplingSettings(num_images=2, sampler="dpm-solver++", steps=3, options={"final": "x0"})
+    assert not np.array_equal(generate(model, model.metadata, given), images)  # a given option goes over it
+    info = run_ddpm_run(capsys, "info", out)
+    assert "fitted:     dpm-solver++, 3 calls, final step at t = 999.0, " in info.out
+    bad = run_ddpm(
+        capsys, "fit-schedule", tiny_onnx, "--sampler", "dpm-solver++3m", "--final", "step", "-o", tmp_path / "x.onnx"
+    )
+    assert (
+        bad.code == 2 and "--final: dpm-solver++3m has no such option" in bad.err and not (tmp_path / "x.onnx").exists()
+    )
+
+
 def test_refit_in_place_replaces_the_earlier_fit(capsys, tiny_onnx, tmp_path):
     model = tmp_path / "m.onnx"
     shutil.copy(tiny_onnx, model)

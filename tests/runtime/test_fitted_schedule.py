@@ -68,6 +68,27 @@ def test_fitted_times_beat_every_fixed_spacing_on_noise_it_was_not_fitted_on(fit
     assert result.start_spacing == min(fixed, key=fixed.get)  # the search starts from the best fixed spacing
 
 
+def test_fit_for_a_landing_solver_frees_the_last_call():
+    """options final "step" (dpm-solver++ lands on t = 0 with no call there): the fit searches S + 1 points
+    whose last, t = 0, is the landing, so all S calls but the first move, the last one above 0; on noise it
+    was not fitted on it beats the same solver's S calls fitted the usual way (the last call at t = 0)."""
+    options = {"x0": "none", "final": "step"}
+    landing = fit_timesteps(gaussian_eps, SCHEDULE, noise(0), 3, sampler="dpm-solver++", options=options)
+    usual = fit_timesteps(gaussian_eps, SCHEDULE, noise(0), 3, sampler="dpm-solver++", options={"x0": "none"})
+    times = np.asarray(landing.timesteps)
+    assert len(times) == 3 and times[0] == 999.0 and times[-1] > 0 and np.all(np.diff(times) < 0)
+    assert usual.timesteps[-1] == 0.0
+    held_out = noise(1, 96)
+    exact = exact_images(held_out)
+
+    def error(ts, **opts):
+        return float(np.mean((final_images(gaussian_eps, held_out, SCHEDULE, "dpm-solver++", ts, opts) - exact) ** 2))
+
+    landed, jumped = error(times, **options), error(np.asarray(usual.timesteps), x0="none")
+    # measured when written: 3 landing calls 1.9e-7 against 3 calls ending at t = 0 5.4e-3
+    assert landed < 0.01 * jumped, (landed, jumped)
+
+
 def test_the_search_reuses_unchanged_calls(fitted):
     result, trials = fitted
     reference_calls = 100 * 48
@@ -132,6 +153,33 @@ def test_malformed_fits_are_user_errors(times, problem):
         return
     with pytest.raises(UserError, match=f"m.onnx: bad metadata: .*{problem}"):
         ModelMetadata.from_json(json.dumps(doc), "m.onnx")
+
+
+def test_fitted_options_round_trip_and_are_absent_where_there_are_none():
+    landing = FittedTimesteps("dpm-solver++", (999.0, 600.0, 80.0), {"error": 1e-4}, {"final": "step"})
+    meta = metadata([landing])
+    again = ModelMetadata.from_json(meta.to_json())
+    assert again.fitted_timesteps("dpm-solver++", 3).options == {"final": "step"}
+    assert "options" not in json.loads(metadata([ENTRY]).to_json())["sampling"]["fitted"][0]
+    doc = json.loads(meta.to_json())
+    doc["sampling"]["fitted"][0]["options"] = ["final", "step"]
+    with pytest.raises(UserError, match="options must be a mapping"):
+        ModelMetadata.from_json(json.dumps(doc), "m.onnx")
+
+
+def test_ddpm_run_runs_fitted_times_with_their_options():
+    from ddpm_runtime.generate import run_options
+
+    landing = FittedTimesteps("dpm-solver++", (999.0, 600.0, 80.0), {}, {"final": "step"})
+    meta = metadata([landing])
+    fitted = SamplingSettings(sampler="dpm-solver++", steps=3)
+    assert run_options(fitted, meta, SCHEDULE) == {"x0": "clip", "x0_percentile": 0.995, "final": "step"}
+    # given options go over them; other times (a spacing, another count) run with the declared ones
+    given = SamplingSettings(sampler="dpm-solver++", steps=3, options={"final": "x0", "x0": "none"})
+    assert run_options(given, meta, SCHEDULE)["final"] == "x0"
+    spaced = SamplingSettings(sampler="dpm-solver++", steps=3, spacing="karras")
+    assert run_options(spaced, meta, SCHEDULE)["final"] == "x0"
+    assert run_options(SamplingSettings(sampler="dpm-solver++", steps=4), meta, SCHEDULE)["final"] == "x0"
 
 
 def test_ddpm_run_uses_fitted_times_unless_a_spacing_is_given():

@@ -10,7 +10,7 @@ const epsModel = async (xs, t) => {
   const tf = Math.fround(t);
   return xs.map((x) => Float64Array.from(x, (v) => Math.tanh(v / 2) * (tf / schedule.numTimesteps + 0.5)));
 };
-const timesteps = callTimes(schedule, null, request.sampler, request.steps);
+const timesteps = request.timesteps ?? callTimes(schedule, null, request.sampler, request.steps);
 const calls = [];
 const { sampler, seed, first, count, pixels, options } = request;
 const run = { epsModel, schedule, sampler, timesteps, seed, first, count, pixels, options };

@@ -137,7 +137,14 @@ def export_torchscript_command(ctx, checkpoint, output, overwrite, weights, atol
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing -o file.")
 @click.option("--threads", type=int, default=None, help="ONNX Runtime threads  [default: physical cores]")
-def fit_schedule_command(model, steps, sampler, images, output, overwrite, threads) -> None:
+@click.option(
+    "--final",
+    type=click.Choice(["x0", "step"]),
+    default=None,
+    help="dpm-solver++ only: fit for --final step (no call at t = 0: the last call above 0, then a step "
+    "onto t = 0), stored with the times, so ddpm-run samples them that way.  [default: the sampler's, x0]",
+)
+def fit_schedule_command(model, steps, sampler, images, output, overwrite, threads, final) -> None:
     """Fit MODEL's call times for SAMPLER at each --steps count and store them in its metadata.
 
     For each count, the times (first T-1, last 0) whose images come closest, in mean squared error per
@@ -160,7 +167,8 @@ def fit_schedule_command(model, steps, sampler, images, output, overwrite, threa
             + ", ".join(f"{t:.1f}" for t in item.entry.timesteps)
         )
 
+    options = {} if final is None else {"final": final}
     written = fit_model_file(
-        model, counts, sampler, images, output, threads=threads, overwrite=overwrite, on_report=report
+        model, counts, sampler, images, output, threads=threads, overwrite=overwrite, on_report=report, options=options
     )
     click.echo(f"wrote {written}")

@@ -47,9 +47,11 @@ def fit_model_file(
     threads: int | None = None,
     overwrite: bool = False,
     on_report: Callable[[FitReport], None] | None = None,
+    options: dict | None = None,
 ) -> Path:
     """Fit each step count of ``steps_list`` for ``sampler`` on ``images`` noises and write the model
-    (to ``out``, or back to ``model_path``) with the fits in its metadata. Returns the path written."""
+    (to ``out``, or back to ``model_path``) with the fits in its metadata. Returns the path written.
+    ``options``: sampler options to fit for, stored with the times (``{"final": "step"}``)."""
     from ddpm_runtime.onnx_model import load_onnx_model
 
     model_path = Path(model_path)
@@ -58,7 +60,15 @@ def fit_model_file(
         raise ExportError(f"{out}: is a folder; give a file name such as {out / model_path.name}")
     if out != model_path and out.exists() and not overwrite:
         raise ExportError(f"{out}: exists (pass --overwrite to replace it)")
-    get_sampler(sampler)  # a UserError for an unknown name
+    spec = get_sampler(sampler)  # a UserError for an unknown name
+    options = dict(options or {})
+    declared = {option.name: option for option in spec.options}
+    for name, value in options.items():
+        if name not in declared:
+            raise ExportError(f"--{name}: {sampler} has no such option")
+        complaint = declared[name].check(value) if declared[name].check else None
+        if complaint:
+            raise ExportError(complaint)
     if images < 8:
         raise ExportError(f"--images must be at least 8, got {images}")
     model = load_onnx_model(model_path, device="cpu", threads=threads)  # every file problem: one line
@@ -74,7 +84,9 @@ def fit_model_file(
     for steps in steps_list:
         started = time.perf_counter()
         try:
-            fitted = fit_timesteps(model, schedule, x_T, steps, sampler, reference, reference_x0=reference_x0)
+            fitted = fit_timesteps(
+                model, schedule, x_T, steps, sampler, reference, reference_x0=reference_x0, options=options
+            )
         except ValueError as exc:
             raise ExportError(f"--sampler {sampler}: {exc}") from None
         fit = {
@@ -85,7 +97,7 @@ def fit_model_file(
             "images": images,
             "seed": seed,
         }
-        entry = FittedTimesteps(sampler, fitted.timesteps, fit)
+        entry = FittedTimesteps(sampler, fitted.timesteps, fit, options)
         metadata = metadata.with_fitted(entry)
         if on_report is not None:
             on_report(FitReport(steps, entry, time.perf_counter() - started))

@@ -406,7 +406,9 @@ def info_command(model, as_json) -> None:
     for entry in meta.fitted:
         fit = entry.fit
         lines.append(
-            f"fitted:     {entry.sampler}, {entry.steps} calls at t = "
+            f"fitted:     {entry.sampler}, {entry.steps} calls"
+            + "".join(f", {k} {v}" for k, v in sorted(entry.options.items()))
+            + " at t = "
             + ", ".join(f"{t:.1f}" for t in entry.timesteps)
             + (
                 f" (error {fit['error']:.2e} against {fit.get('reference')}; {fit.get('start_spacing')} "

@@ -108,9 +108,10 @@ class SamplingSettings:
 def model_defaults(metadata: ModelMetadata, sampler: str | None, steps: int | None, source: str = "model"):
     """(sampler, steps, options) for a request that may leave the sampler and steps out: the model's own
     default (a distilled student's, metadata "sampling") where it has one, with the sampler options it
-    samples with (given options go over them), else SamplingSettings' default sampler and no options."""
+    samples with (given options go over them), else SamplingSettings' default sampler and no options.
+    Naming the model's own sampler keeps its options too (a student's times need them; so does the page)."""
     default = metadata.default_sampling
-    if sampler is not None or default is None:
+    if default is None or (sampler is not None and sampler != default["sampler"]):
         return sampler or SamplingSettings.sampler, steps, {}
     if default["sampler"] not in REGISTRY:
         raise UserError(
@@ -119,12 +120,30 @@ def model_defaults(metadata: ModelMetadata, sampler: str | None, steps: int | No
     return default["sampler"], default["steps"] if steps is None else steps, dict(default.get("options", {}))
 
 
+def fitted_entry(settings: SamplingSettings, metadata: ModelMetadata, schedule: NoiseSchedule):
+    """The model's fitted times this request samples at (a ``FittedTimesteps``), or None: those for its
+    sampler and steps when the spacing is "fitted", or not given and the model has them."""
+    if settings.spacing not in (None, FITTED):
+        return None
+    return metadata.fitted_timesteps(settings.sampler, settings.resolved_steps(schedule.num_timesteps))
+
+
+def run_options(settings: SamplingSettings, metadata: ModelMetadata, schedule: NoiseSchedule) -> dict:
+    """The options the sampler runs with: as declared, then those the fitted times in use were fitted for
+    (``final`` step: they need it), then the given ones."""
+    entry = fitted_entry(settings, metadata, schedule)
+    declared = settings.resolved_options()
+    own = {k: v for k, v in (entry.options if entry is not None else {}).items() if k in declared}
+    given = {k: v for k, v in settings.options.items() if k in declared}
+    return {**declared, **own, **given}
+
+
 def model_timesteps(settings: SamplingSettings, metadata: ModelMetadata, schedule: NoiseSchedule) -> np.ndarray:
     """The times of the model calls: the model's fitted ones for this sampler and steps when the spacing
     is "fitted", or not given and the model has them; otherwise the spacing's formula."""
     steps = settings.resolved_steps(schedule.num_timesteps)
     if settings.spacing in (None, FITTED):
-        fitted = metadata.fitted_timesteps(settings.sampler, steps)
+        fitted = fitted_entry(settings, metadata, schedule)
         if fitted is not None:
             return np.asarray(fitted.timesteps, dtype=np.float64)
         if settings.spacing == FITTED:
@@ -157,7 +176,7 @@ def generate_batches(
     settings.validate(schedule.num_timesteps)
     settings.validate_classes(metadata)
     sample = get_sampler(settings.sampler).sample
-    options = settings.resolved_options()
+    options = run_options(settings, metadata, schedule)
     timesteps = model_timesteps(settings, metadata, schedule)
     image = metadata.image
     ranges = batch_ranges(settings.num_images, settings.batch_size)

@@ -43,18 +43,24 @@ class ClassSpec:
 @dataclass(frozen=True)
 class FittedTimesteps:
     """Model-call times fitted to this model for one sampler and call count (``schedule_fit.py``; written
-    by ``ddpm fit-schedule``). ``fit``: how it was fitted (error against the reference, start spacing)."""
+    by ``ddpm fit-schedule``). ``fit``: how it was fitted (error against the reference, start spacing).
+    ``options``: sampler options the times were fitted for and run with (``{"final": "step"}``: the
+    last call lies above 0 and the solver lands on t = 0 after it); empty for most."""
 
     sampler: str
-    timesteps: tuple[float, ...]  # descending, from T-1 to 0
+    timesteps: tuple[float, ...]  # descending, from T-1 to 0 (or above 0 with options final "step")
     fit: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
         return len(self.timesteps)
 
     def to_dict(self) -> dict:
-        return {"sampler": self.sampler, "timesteps": list(self.timesteps), "fit": dict(self.fit)}
+        data = {"sampler": self.sampler, "timesteps": list(self.timesteps), "fit": dict(self.fit)}
+        if self.options:  # absent, as before options existed, where there are none
+            data["options"] = dict(self.options)
+        return data
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,10 @@ def _fitted(data: dict, num_timesteps: int) -> tuple[FittedTimesteps, ...]:
         descending = all(b < a for a, b in pairwise(times))
         if times[0] != num_timesteps - 1 or times[-1] < 0.0 or not descending:
             raise UserError(f"fitted timesteps for {sampler} must descend from {num_timesteps - 1} to at least 0")
-        entries.append(FittedTimesteps(sampler, times, dict(item.get("fit", {}))))
+        options = item.get("options", {})
+        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+            raise UserError(f"fitted timesteps for {sampler}: options must be a mapping by name, got {options!r}"[:200])
+        entries.append(FittedTimesteps(sampler, times, dict(item.get("fit", {})), dict(options)))
     if len({(e.sampler, e.steps) for e in entries}) != len(entries):
         raise UserError("two fitted schedules for the same sampler and steps")
     return tuple(entries)

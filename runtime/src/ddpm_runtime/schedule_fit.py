@@ -9,6 +9,9 @@ starting noises. The first and last times stay at T-1 and 0 (where every spacing
 the S - 2 between them are searched in lambda = log(alpha / sigma), one at a time from the last to
 the first (a pattern search: try a step either way, keep it if the error falls, else halve it),
 starting from the best of the fixed spacings (trailing, logsnr, karras) at that step count.
+With ``options={"final": "step"}`` (dpm-solver++ landing on t = 0 without a call there) the search
+runs over S + 1 points whose last, t = 0, is where the sampler lands: the S calls are all free but
+the first, and the last of them can sit above 0 where a call still helps.
 
 A search that moves the k-th time leaves the first k model calls of every trial unchanged, so
 ``CachedEpsModel`` answers them from memory: only the calls from the k-th on are made again.
@@ -37,7 +40,7 @@ DEFAULT_IMAGES = 128
 @dataclass(frozen=True)
 class FittedSchedule:
     sampler: str
-    timesteps: tuple[float, ...]  # descending, first T-1, last 0
+    timesteps: tuple[float, ...]  # descending, first T-1, last 0 (above 0 with options final "step")
     error: float  # mean squared error per pixel against the reference, at the fitted times
     start_error: float  # the same at the best fixed spacing, where the search began
     start_spacing: str  # that spacing (timesteps.SPACINGS)
@@ -66,11 +69,13 @@ class CachedEpsModel:
         return self.cache[key]
 
 
-def final_images(eps_model: EpsModel, x_T: np.ndarray, schedule: NoiseSchedule, sampler: str, timesteps) -> np.ndarray:
-    """The sampler's x_0 from x_T at these times, with its options as ddpm-run runs them by default,
-    clipped to the data range (what the images show)."""
+def final_images(
+    eps_model: EpsModel, x_T: np.ndarray, schedule: NoiseSchedule, sampler: str, timesteps, options=None
+) -> np.ndarray:
+    """The sampler's x_0 from x_T at these times, with its options as ddpm-run runs them by default (and
+    ``options`` over them), clipped to the data range (what the images show)."""
     spec = get_sampler(sampler)
-    options = {option.name: option.default for option in spec.options}
+    options = {**{option.name: option.default for option in spec.options}, **(options or {})}
     x0 = spec.sample(eps_model, x_T, schedule, np.asarray(timesteps, dtype=np.float64), **options)
     return np.clip(x0, *VALUE_RANGE)
 
@@ -85,11 +90,16 @@ def fit_timesteps(
     sweeps: int = 3,
     reference_x0: np.ndarray | None = None,
     on_trial=None,
+    options: dict | None = None,
 ) -> FittedSchedule:
     """Fit ``steps`` times for ``sampler`` (a deterministic one) on the starting noises ``x_T``.
 
     ``reference_x0``: the reference run's clipped x_0 for these x_T, when already computed (fitting
-    several step counts shares it). ``on_trial(error)``: after each trial schedule, for progress."""
+    several step counts shares it). ``on_trial(error)``: after each trial schedule, for progress.
+    ``options``: the sampler's options to fit for, over its defaults (``{"final": "step"}``: see above)."""
+    options = dict(options or {})
+    land = options.get("final") == "step"
+    points = steps + 1 if land else steps  # the searched grid; landing: its last point is t = 0, not a call
     spec = get_sampler(sampler)
     if any(option.name == "eta" for option in spec.options) or sampler == "ddpm" or "sde" in sampler:
         raise ValueError(f"a schedule is fitted for a deterministic sampler, not {sampler!r}")
@@ -101,22 +111,26 @@ def fit_timesteps(
         )
         cached.cache.clear()
 
-    def error_of(lambdas: np.ndarray) -> float:
+    def calls_of(lambdas: np.ndarray) -> np.ndarray:
         times = lambdas_to_times(schedule, lambdas)
-        err = float(np.mean((final_images(cached, x_T, schedule, sampler, times) - reference_x0) ** 2))
+        return times[:-1] if land else times
+
+    def error_of(lambdas: np.ndarray) -> float:
+        images = final_images(cached, x_T, schedule, sampler, calls_of(lambdas), options)
+        err = float(np.mean((images - reference_x0) ** 2))
         if on_trial is not None:
             on_trial(err)
         return err
 
     # start from the best of the fixed spacings at this step count
-    starts = {spacing: schedule.log_snr(sampling_timesteps(schedule, steps, spacing)) for spacing in SPACINGS}
+    starts = {spacing: schedule.log_snr(sampling_timesteps(schedule, points, spacing)) for spacing in SPACINGS}
     errors = {spacing: error_of(lambdas) for spacing, lambdas in starts.items()}
     start_spacing = min(errors, key=errors.get)
     lambdas, best = starts[start_spacing], errors[start_spacing]
     start_error = best
-    if steps >= 3:
+    if points >= 3:
         for sweep in range(sweeps):
-            for k in range(steps - 2, 0, -1):  # the last free time first: most of each trial's calls are cached
+            for k in range(points - 2, 0, -1):  # the last free time first: most of each trial's calls are cached
                 low, high = lambdas[k - 1], lambdas[k + 1]
                 delta = (high - low) / (4.0 * (sweep + 1))
                 for _ in range(4):
@@ -132,7 +146,7 @@ def fit_timesteps(
                             break
                     if not moved:
                         delta /= 2.0
-    times = lambdas_to_times(schedule, lambdas)
+    times = calls_of(lambdas)
     return FittedSchedule(
         sampler,
         tuple(float(t) for t in times),

@@ -71,11 +71,13 @@ class SamplerSpec:
     default_spacing: str = "trailing"  # timesteps.SPACINGS: where its model calls fall when --spacing is not given
 
 
-def alpha_bar_pairs(schedule: NoiseSchedule, timesteps: np.ndarray) -> list[tuple[float, float, float]]:
-    """(t, alpha_bar_t, alpha_bar_next) for each listed timestep; after the last one alpha_bar is 1,
-    the clean image."""
+def alpha_bar_pairs(
+    schedule: NoiseSchedule, timesteps: np.ndarray, end: float = 1.0
+) -> list[tuple[float, float, float]]:
+    """(t, alpha_bar_t, alpha_bar_next) for each listed timestep; after the last one alpha_bar is ``end``:
+    1, the clean image, unless a sampler lands elsewhere (dpm-solver++ with ``final="step"``)."""
     timesteps = np.asarray(timesteps, dtype=np.float64)
-    alpha_bars = np.append(schedule.alpha_bar_at(timesteps), 1.0)
+    alpha_bars = np.append(schedule.alpha_bar_at(timesteps), end)
     return [(float(t), float(alpha_bars[i]), float(alpha_bars[i + 1])) for i, t in enumerate(timesteps)]
 
 

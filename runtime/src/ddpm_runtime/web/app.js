@@ -1,7 +1,7 @@
 // The page: loads model.onnx next to it, reads its metadata, and samples on the visitor's machine with
 // onnxruntime-web (files in ./ort/, copied by `ddpm-run web`). The maths lives in the modules it imports.
 import * as ort from './ort/ort.min.mjs';
-import { callTimes, sampleBatch, toUint8 } from './generate.js';
+import { callTimes, fittedOptions, sampleBatch, toUint8 } from './generate.js';
 import { onnxEpsModel } from './model.js';
 import { readModelMetadata } from './onnx_metadata.js';
 import { DEFAULT_SAMPLER, SAMPLERS } from './samplers/index.js';
@@ -113,9 +113,10 @@ async function generate(metadata, session) {
   const guidance = label === null ? 0 : Number($('guidance').value);
   if (!(guidance >= 0)) throw new Error(`guidance scale must be >= 0, got ${$('guidance').value}`);
   const timesteps = callTimes(schedule, metadata, sampler, steps);
-  // the options the model's own sampler runs with (a segment student's DDIM: x_0 unclipped), as ddpm-run
+  // the options the fitted times were fitted for, then those the model's own sampler runs with (a segment
+  // student's DDIM: x_0 unclipped), as ddpm-run
   const own = metadata.sampling?.default;
-  const options = own?.sampler === sampler ? own.options ?? {} : {};
+  const options = { ...fittedOptions(metadata, sampler, steps), ...(own?.sampler === sampler ? own.options ?? {} : {}) };
   const backend = $('backend').value;
   const run = await session(backend);
   const { channels, height, width } = metadata.image;

@@ -13,6 +13,14 @@ export function callTimes(schedule, metadata, sampler, steps, spacing = null) {
   return samplingTimesteps(schedule, steps, spacing ?? SAMPLERS[sampler].spacing);
 }
 
+/** The sampler options the fitted times in use were fitted for (metadata "sampling", e.g. final step for
+ * times whose last call lies above 0), as ddpm_runtime/generate.py's run_options adds them; else {}. */
+export function fittedOptions(metadata, sampler, steps, spacing = null) {
+  if (spacing !== null && spacing !== 'fitted') return {};
+  const fitted = (metadata?.sampling?.fitted ?? []).find((f) => f.sampler === sampler && f.timesteps.length === steps);
+  return fitted?.options ?? {};
+}
+
 /** x_0 (one Float64Array per image, values in [-1, 1] for a good model) for images first..first+count-1. */
 export async function sampleBatch({ epsModel, schedule, sampler, timesteps, seed, first, count, pixels, options = {}, onStep }) {
   const spec = SAMPLERS[sampler];

@@ -14,9 +14,9 @@ import { dpmSolver3mStep, stepOrders } from './dpm_solver_3m.js';
 import { dpmSolver2mSdeStep } from './dpm_solver_sde.js';
 import { thresholdX0, x0FromEps } from './thresholding.js';
 
-function alphaBarPairs(schedule, timesteps) {
-  // (t, alpha_bar_t, alpha_bar_next) per listed time; after the last, alpha_bar = 1 (the clean image)
-  return timesteps.map((t, i) => [t, schedule.alphaBarAt(t), i + 1 < timesteps.length ? schedule.alphaBarAt(timesteps[i + 1]) : 1]);
+function alphaBarPairs(schedule, timesteps, end = 1) {
+  // (t, alpha_bar_t, alpha_bar_next) per listed time; after the last, alpha_bar = end (1: the clean image)
+  return timesteps.map((t, i) => [t, schedule.alphaBarAt(t), i + 1 < timesteps.length ? schedule.alphaBarAt(timesteps[i + 1]) : end]);
 }
 
 async function callModel(epsModel, xs, t) {
@@ -49,11 +49,13 @@ async function sampleDdim(epsModel, xT, schedule, timesteps, { noise, eta = 0, x
 
 function multistep(step, stochastic) {
   // DPM-Solver++(2M) and its SDE: the same loop, the SDE's step taking fresh noise
-  return async (epsModel, xT, schedule, timesteps, { noise, x0 = 'none', percentile = 0.995, onStep }) => {
+  // final 'step' (dpm-solver++ only, as in dpm_solver.py): land on t = 0 after the last call, no call there
+  return async (epsModel, xT, schedule, timesteps, { noise, x0 = 'none', percentile = 0.995, final = 'x0', onStep }) => {
     let xs = xT;
     let prev = null;
     let hPrev = null;
-    for (const [i, [t, ab, abNext]] of alphaBarPairs(schedule, timesteps).entries()) {
+    const end = final === 'step' && timesteps[timesteps.length - 1] > 0 ? schedule.alphaBarAt(0) : 1;
+    for (const [i, [t, ab, abNext]] of alphaBarPairs(schedule, timesteps, end).entries()) {
       const eps = await callModel(epsModel, xs, t);
       const data = xs.map((x, b) => thresholdX0(x0FromEps(x, eps[b], ab), x0, percentile));
       const z = stochastic && abNext < 1 ? noise() : xs.map(() => null);
