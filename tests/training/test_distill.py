@@ -84,6 +84,88 @@ def test_segment_targets_land_on_the_teachers_next_state(teacher):
     assert d.distill_config.call_counts() == [2] and d.preview_options == {"eta": 0.0, "x0": "none"}
 
 
+def test_multistep_targets_land_on_the_teachers_states_through_the_runtimes_2m_step(teacher):
+    """--target multistep: the teacher's trajectory visits the student's fitted times (refined evenly in
+    lambda) and lands on t = 0; an x_0 estimate with zero error at every point makes the runtime's own
+    dpm_solver_2m_step, from the teacher's state and with its own previous estimate, land on the teacher's
+    next state (the last on its t = 0 state); and the loss is that error's mean square."""
+    from ddpm_runtime.samplers.dpm_solver import dpm_solver_2m_step
+    from ddpm_runtime.timesteps import times_of_lambdas
+
+    d = distiller(teacher, target="multistep")
+    student = d.call_times(2)
+    assert len(student) == 2 and student[0] == 999.0 and 0 < student[1] < 999.0
+    assert d.distill_config.sampler == "dpm-solver++" and d.preview_options == {"x0": "none", "final": "step"}
+    # the teacher's 4 calls: each student time and the lambda midpoint to the next (the first from sigma 160)
+    lam = SCHEDULE.log_snr(np.array([student[0], student[1], 0.0]))
+    mids = times_of_lambdas(SCHEDULE, [(max(lam[0], -np.log(160.0)) + lam[1]) / 2, (lam[1] + lam[2]) / 2])
+    teacher_times = np.array([student[0], mids[0], student[1], mids[1]])
+    x, t, target, _ = d.trajectories(4)
+    x_T = torch.randn((4, 1, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
+    teacher_eps = numpy_eps_model(d.eps_model(ema=True))
+    states = [x_T]
+    end = sample_dpm_solver_2m(
+        teacher_eps, x_T, SCHEDULE, teacher_times, x0="none", final="step",
+        callback=lambda i, s, v: states.append(v.copy()),
+    )  # fmt: skip
+    np.testing.assert_allclose(end, states[-1])  # the landing state: no call after the last listed time
+    x5, target5 = (a.numpy().astype(np.float64).reshape(4, 2, 1, 12, 12) for a in (x, target))
+    np.testing.assert_allclose(x5[:, 1], states[2], atol=1e-6)
+    np.testing.assert_array_equal(t.numpy().reshape(4, 2)[0], np.float32(student))
+    weights = d.prev_weights(4).numpy().reshape(4, 2)
+    ab = SCHEDULE.alpha_bar_at(student)
+    lands_on, next_ab = [states[2], end], [ab[1], SCHEDULE.alpha_bar_at(0.0)]
+    estimate, h_prev = None, None
+    for k in range(2):
+        # zero error: D_k = target_k - (C / B)_k D_{k-1}
+        d_k = target5[:, k] - (weights[:, k, None, None, None] * estimate if k else 0)
+        landed, h_prev = dpm_solver_2m_step(x5[:, k], d_k, estimate, ab[k], next_ab[k], h_prev)
+        np.testing.assert_allclose(landed, lands_on[k], atol=2e-5)  # float32 storage of x and the target
+        estimate = d_k
+    assert weights[0, 0] == 0 and weights[0, 1] != 0
+    # the loss: the student's (= teacher's) x_0 estimates in that error, by hand
+    eps = teacher_eps(x.numpy(), t.numpy()).astype(np.float64)
+    ab_t = SCHEDULE.alpha_bar_at(t.numpy().astype(np.float64))[:, None, None, None]
+    x0 = ((x.numpy() - np.sqrt(1 - ab_t) * eps) / np.sqrt(ab_t)).reshape(4, 2, 1, 12, 12)
+    error = x0 - target5
+    error[:, 1] += weights[:, 1, None, None, None] * x0[:, 0]
+    with torch.no_grad():
+        loss = float(d.distill_loss(x, t, target, None, d.prev_weights(4)))
+    assert loss == pytest.approx(float(np.mean(error**2)), rel=1e-4) and loss > 0
+
+
+def test_multistep_resume_is_bit_exact_and_keeps_the_fitted_times(capsys, teacher, tmp_path):
+    from ddpm_training.distill_run import DistillRequest, run_distill
+    from ddpm_training.run import Callbacks
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    args = ["--out", straight, "--max-steps", "4", "--target", "multistep", *SMALL]
+    assert run_ddpm(capsys, "distill", teacher, *args).code == 0
+    options = {"batch_size": 8, "max_steps": 4, "checkpoint_every": 2}
+    request = DistillRequest(
+        teacher, split, calls=2, teacher_calls=4, train_options=options, precision="fp32", layout="contiguous",
+        target="multistep",
+    )  # fmt: skip
+    done = []
+    summary = run_distill(request, Callbacks(on_step=done.append, should_stop=lambda: len(done) >= 2))
+    assert summary.step == 2
+    from ddpm_training import distill
+
+    fits = []
+    original = distill.fit_timesteps
+    distill.fit_timesteps = lambda *a, **k: fits.append(1) or original(*a, **k)
+    try:
+        assert run_ddpm(capsys, "distill", "--resume", split / "checkpoint.pt").code == 0
+    finally:
+        distill.fit_timesteps = original
+    assert fits == []  # the resumed run takes its times from the checkpoint
+    a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(split / "checkpoint.pt")
+    for key in ("model", "ema"):
+        assert all(torch.equal(a[key][name], b[key][name]) for name in a[key]), key
+    assert a["distill"] == b["distill"] and a["distill"]["sampler_options"] == {"x0": "none", "final": "step"}
+    assert a["distill"]["timesteps"]["2"][-1] > 0
+
+
 def test_resume_is_bit_exact(capsys, teacher, tmp_path):
     """4 steps straight against 4 steps stopped after step 2 (as SIGTERM stops a run: the same target,
     so the cosine rate is the same) and resumed: bit for bit."""
@@ -150,16 +232,22 @@ def test_student_exports_with_its_sampler_and_ddpm_run_uses_it(capsys, teacher, 
     assert "samples:    with consistency, 2 calls by default (distilled from a teacher of 3 steps)" in info.out
 
 
-def test_segment_student_samples_with_ddim_unclipped_by_default(capsys, teacher, tmp_path):
+def one_step_student(capsys, teacher, tmp_path, target):
+    """(path, ONNX model) of a student of ``target`` after one step, exported."""
     from ddpm_runtime.onnx_model import load_onnx_model
-    from ddpm_runtime.samplers.ddim import sample_ddim
 
     run = tmp_path / "student"
-    args = ["--out", run, "--max-steps", "1", "--target", "segment", *SMALL]
+    args = ["--out", run, "--max-steps", "1", "--target", target, *SMALL]
     assert run_ddpm(capsys, "distill", teacher, *args).code == 0
     model_path = tmp_path / "student.onnx"
     assert run_ddpm(capsys, "export-onnx", run / "checkpoint.pt", "-o", model_path).code == 0
-    model = load_onnx_model(model_path, "cpu")
+    return model_path, load_onnx_model(model_path, "cpu")
+
+
+def test_segment_student_samples_with_ddim_unclipped_by_default(capsys, teacher, tmp_path):
+    from ddpm_runtime.samplers.ddim import sample_ddim
+
+    model_path, model = one_step_student(capsys, teacher, tmp_path, "segment")
     meta = model.metadata
     assert meta.default_sampling["sampler"] == "ddim" and meta.default_sampling["options"] == {"eta": 0.0, "x0": "none"}
     assert [f.steps for f in meta.fitted] == [2] and meta.training["distilled"]["target"] == "segment"
@@ -175,6 +263,31 @@ def test_segment_student_samples_with_ddim_unclipped_by_default(capsys, teacher,
     )
     info = run_ddpm_run(capsys, "info", model_path)
     assert "samples:    with ddim, 2 calls by default, eta 0.0, x0 none (distilled" in info.out
+
+
+def test_multistep_student_samples_with_2m_landing_on_t0_by_default(capsys, teacher, tmp_path):
+    from ddpm_runtime.generate import model_defaults
+
+    model_path, model = one_step_student(capsys, teacher, tmp_path, "multistep")
+    meta = model.metadata
+    own = {"x0": "none", "final": "step"}
+    assert meta.default_sampling["sampler"] == "dpm-solver++" and meta.default_sampling["options"] == own
+    times = np.asarray(meta.fitted_timesteps("dpm-solver++", 2).timesteps)
+    assert times[0] == 999.0 and times[-1] > 0
+    # naming the student's own sampler keeps its options (its times need the landing step)
+    assert model_defaults(meta, "dpm-solver++", None) == ("dpm-solver++", 2, own)
+    assert model_defaults(meta, "ddim", None) == ("ddim", None, {})
+    out = tmp_path / "out"
+    sampled = run_ddpm_run(capsys, "sample", model_path, "-n", "2", "--out", out)
+    assert sampled.code == 0 and f"{model_path}: dpm-solver++, 2 steps" in sampled.err
+    x_T = np.stack([np.random.default_rng([0, i]).standard_normal((1, 12, 12)) for i in range(2)])
+    expected = sample_dpm_solver_2m(model, x_T, SCHEDULE, times, x0="none", final="step")
+    images = np.load(out / "samples.npz")["arr_0"]
+    np.testing.assert_array_equal(
+        images, np.round((np.clip(expected, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(0, 2, 3, 1)
+    )
+    info = run_ddpm_run(capsys, "info", model_path)
+    assert "samples:    with dpm-solver++, 2 calls by default, final step, x0 none (distilled" in info.out
 
 
 def test_refusals_are_one_line_errors(capsys, teacher, tmp_path):

@@ -62,7 +62,7 @@ class ExportSource:
             # the student's sampler and call times, so that ddpm-run samples with them by default
             d = self.distill
             fitted = tuple(
-                FittedTimesteps(d["sampler"], tuple(times), {"distilled": True})
+                FittedTimesteps(d["sampler"], tuple(times), {"distilled": True}, dict(d.get("sampler_options") or {}))
                 for _, times in sorted(d["timesteps"].items(), key=lambda item: int(item[0]))
             )
             default = {"sampler": d["sampler"], "steps": d["calls"], "teacher_steps": d["teacher"]["step"]}

@@ -23,6 +23,20 @@ student learns one of two targets (``DistillConfig.target``):
 
   with alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar) at t_i, primed at t_{i+1}. The student
   samples with DDIM (eta 0, x_0 unclipped) at exactly these ``calls`` times, and only at them.
+- ``multistep`` (the same idea for the teacher's own solver): the student samples with DPM-Solver++(2M),
+  x_0 unclipped, landing on t = 0 after its last call (``final="step"``), at ``calls`` times fitted on
+  the teacher for exactly that (``schedule_fit``, before the first step; the times are kept in the
+  checkpoint). The teacher's trajectory visits those times with ``teacher_calls / calls`` calls per
+  segment (the extra ones evenly in lambda) and lands on t = 0 the same way. Each 2M step is linear in
+  the student's x_0 estimates, x_next = A x + B D_i + C D_{i-1} (A, B, C read off the runtime's own
+  ``dpm_solver_2m_step``), so the student's x_0 error at point i, in x_0 units, is
+
+      e_i = D_i + (C / B) D_{i-1} - (x*_next - A x) / B,   loss = mean of e_i^2
+
+  with D_{i-1} its own estimate at the teacher's previous state (gradients through both). Uniform in
+  x_0 units, as the segment loss: weighting each point by B_i^2 (the error of the state it lands on,
+  which puts nearly all weight on the last two) was measured worse (BENCHMARKS.md, "Four model calls").
+  The student starts as the teacher with fitted times and learns the teacher's finer trajectory.
 
 Either student keeps the teacher's parameterisation, so its export outputs eps like every model file.
 
@@ -40,8 +54,10 @@ import torch
 
 from ddpm_runtime.guidance import guided_eps_model
 from ddpm_runtime.samplers import get_sampler
+from ddpm_runtime.samplers.dpm_solver import dpm_solver_2m_step
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
-from ddpm_runtime.timesteps import sampling_timesteps
+from ddpm_runtime.schedule_fit import fit_timesteps
+from ddpm_runtime.timesteps import SIGMA_MAX, sampling_timesteps, times_of_lambdas
 
 from .classes import ClassConditioning
 from .compute import ComputeChoice, layout_name, precision_name
@@ -58,7 +74,12 @@ from .unet import Unet
 
 TEACHER_SAMPLER, TEACHER_SPACING = "dpm-solver++", "karras"
 # per target: the student's sampler and the options it runs with (written into the export's metadata)
-STUDENT_SAMPLERS = {"end": ("consistency", {}), "segment": ("ddim", {"eta": 0.0, "x0": "none"})}
+STUDENT_SAMPLERS = {
+    "end": ("consistency", {}),
+    "segment": ("ddim", {"eta": 0.0, "x0": "none"}),
+    "multistep": ("dpm-solver++", {"x0": "none", "final": "step"}),
+}
+FIT_NOISES = 128  # starting noises the multistep student's times are fitted on (fit-schedule's default)
 TARGETS = tuple(STUDENT_SAMPLERS)
 
 
@@ -71,7 +92,7 @@ class DistillConfig:
     # without a class (unguided), so the student keeps the "no class" model too
     guidance_scale: float = 0.0
     null_share: float = 0.1
-    target: str = "end"  # TARGETS: the trajectory's end (consistency) or the next student time (DDIM)
+    target: str = "end"  # TARGETS: the trajectory's end (consistency), the next student time (DDIM, 2M)
 
     @property
     def sampler(self) -> str:
@@ -85,6 +106,11 @@ class DistillConfig:
         """The call counts the student serves: every divisor of ``calls`` for the end target (any student
         time lies on the same trajectory), only ``calls`` for segments (each learnt for its own jump)."""
         return divisors(self.calls) if self.target == "end" else [self.calls]
+
+    @property
+    def fits_times(self) -> bool:
+        """Whether the student's call times are fitted on the teacher (else every k-th karras time)."""
+        return self.target == "multistep"
 
     def check(self, batch_size: int) -> None:
         if self.target not in TARGETS:
@@ -127,6 +153,39 @@ def student_times(schedule: NoiseSchedule, config: DistillConfig, calls: int | N
     return teacher_times(schedule, config)[:: config.teacher_calls // calls]
 
 
+def refined_times(schedule: NoiseSchedule, student: np.ndarray, per_segment: int) -> np.ndarray:
+    """The teacher's call times for a multistep student: each student time, then ``per_segment - 1`` more
+    evenly in lambda up to the next one (the last segment up to t = 0, where both land), the spread
+    starting at sigma = SIGMA_MAX at most, as the spacings' do."""
+    student = np.asarray(student, dtype=np.float64)
+    if not np.all(np.diff(student) < 0) or student[-1] <= 0:
+        raise TrainingError(f"student times must descend and stay above 0, got {student.tolist()}")
+    lambdas = np.asarray(schedule.log_snr(np.append(student, 0.0)), dtype=np.float64)
+    fractions = np.arange(1, per_segment) / per_segment
+    times = []
+    for i, t in enumerate(student):
+        start = max(lambdas[i], -np.log(SIGMA_MAX))
+        times += [t, *times_of_lambdas(schedule, start + (lambdas[i + 1] - start) * fractions)]
+    return np.asarray(times, dtype=np.float64)
+
+
+def step_coefficients(alpha_bars: np.ndarray, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A, B, C) per student call of the runtime's 2M steps between the ``alpha_bars`` of its call times,
+    landing on ``end``: x_next = A x + B D_i + C D_{i-1} (C = 0 for the first, first-order step). Read off
+    ``dpm_solver_2m_step`` itself, which is linear in its three inputs."""
+    targets = np.append(alpha_bars[1:], end)
+    one, zero = np.ones(1), np.zeros(1)
+    coefficients, h_prev = [], None
+    for i, (ab_s, ab_t) in enumerate(zip(alpha_bars, targets, strict=True)):
+        prev = None if i == 0 else zero
+        a, h = dpm_solver_2m_step(one, zero, prev, float(ab_s), float(ab_t), h_prev)
+        b, _ = dpm_solver_2m_step(zero, one, prev, float(ab_s), float(ab_t), h_prev)
+        c = 0.0 if i == 0 else dpm_solver_2m_step(zero, zero, one, float(ab_s), float(ab_t), h_prev)[0][0]
+        coefficients.append((a[0], b[0], c))
+        h_prev = h
+    return tuple(np.asarray(column, dtype=np.float64) for column in zip(*coefficients, strict=True))
+
+
 def refuse_non_teacher(checkpoint: dict, source: str, guidance_scale: float = 0.0) -> None:
     """A teacher is a trained ``ddpm train`` checkpoint (not itself a student); guidance needs a
     class-conditional one trained with label dropout (its unconditional model)."""
@@ -154,7 +213,9 @@ class Distiller(Trainer):
         distill_config: DistillConfig,
         device: torch.device | str = "cpu",
         teacher_source: str = "teacher",
+        student_call_times=None,
     ):
+        """``student_call_times``: a multistep student's fitted times when resuming (None: fit them now)."""
         refuse_non_teacher(teacher_checkpoint, teacher_source, distill_config.guidance_scale)
         distill_config.check(train_config.batch_size)
         self.model_config = UNetConfig.from_dict(teacher_checkpoint["model_config"])
@@ -203,26 +264,72 @@ class Distiller(Trainer):
         bf16, channels_last = train_config.bf16, train_config.channels_last
         self.compute = ComputeChoice(precision_name(bf16), layout_name(channels_last), bf16, channels_last, "as given")
         self._teacher_eps = numpy_eps_model(eps_network(self.teacher, self.parameterisation, self.schedule.alpha_bars))
-        self._teacher_times = teacher_times(self.schedule, distill_config)
         stride = distill_config.teacher_calls // distill_config.calls
         self._indices = list(range(0, distill_config.teacher_calls, stride))  # teacher calls at student times
-        ab = np.asarray(self.schedule.alpha_bar_at(self._teacher_times[self._indices]), dtype=np.float64)
+        self.fit_info: dict | None = None
+        if distill_config.fits_times:
+            if self.classes is not None:
+                raise TrainingError(
+                    f"{teacher_source}: --target multistep does not take class-conditional teachers yet "
+                    "(its times are fitted without classes); use --target end or segment"
+                )
+            if student_call_times is None:
+                student_call_times = self._fit_student_times(train_config.seed)
+            self._student_times = np.asarray(student_call_times, dtype=np.float64)
+            self._teacher_times = refined_times(self.schedule, self._student_times, stride)
+        else:
+            self._teacher_times = teacher_times(self.schedule, distill_config)
+            self._student_times = self._teacher_times[self._indices]
+        ab = np.asarray(self.schedule.alpha_bar_at(self._student_times), dtype=np.float64)
         self._segment_alpha_bars = (ab, np.append(ab[1:], 1.0))  # the last jump lands on the image
+        # a multistep student (and its teacher) land on t = 0: the 2M steps' coefficients, per student call
+        self._steps = (
+            step_coefficients(ab, float(self.schedule.alpha_bar_at(0.0))) if distill_config.fits_times else None
+        )
+
+    def _fit_student_times(self, seed: int) -> np.ndarray:
+        """The multistep student's call times: fitted on the teacher for its sampler and options (the
+        runtime's ``fit_timesteps``, FIT_NOISES noises of their own seed, not the training generator's)."""
+        import time
+
+        cfg, d = self.model_config, self.distill_config
+        x_T = np.random.default_rng([seed, 1]).standard_normal(
+            (FIT_NOISES, cfg.im_channels, cfg.image_size, cfg.image_size)
+        )
+        start = time.perf_counter()
+        fit = fit_timesteps(self._teacher_eps, self.schedule, x_T, d.calls, d.sampler, options=d.sampler_options)
+        self.fit_info = {
+            "seconds": round(time.perf_counter() - start, 1),
+            "error": fit.error,
+            "start_error": fit.start_error,
+            "start_spacing": fit.start_spacing,
+        }
+        return np.asarray(fit.timesteps, dtype=np.float64)
 
     def describe(self) -> str:
         from .unet import count_parameters
 
         d = self.distill_config
         guided = f", guidance {d.guidance_scale:g} folded in" if self.classes is not None else ""
+        teacher = f"{TEACHER_SAMPLER} {TEACHER_SPACING}" if not d.fits_times else f"{TEACHER_SAMPLER}, landing on t = 0"
+        times = ", ".join(f"{t:.1f}" for t in self._student_times)
+        fitted = ""
+        if self.fit_info is not None:
+            f = self.fit_info
+            fitted = (
+                f"; fitted on the teacher in {f['seconds']:.0f} s, error {f['error']:.2e} against "
+                f"{f['start_error']:.2e} at {f['start_spacing']} spacing"
+            )
         return (
             f"distilling {count_parameters(self.model):,} parameters for {d.calls} call(s) ({d.sampler}, target "
             f"{d.target}){guided} from a teacher of "
-            f"{self.teacher_info['step']:,} steps ({TEACHER_SAMPLER} {TEACHER_SPACING}, {d.teacher_calls} calls; "
-            f"{self.config.batch_size // d.calls} trajectories per step, {self.device})"
+            f"{self.teacher_info['step']:,} steps ({teacher}, {d.teacher_calls} calls; "
+            f"{self.config.batch_size // d.calls} trajectories per step, {self.device}); "
+            f"student calls at t = {times}{fitted}"
         )
 
     def preview_sampling(self) -> tuple[str, np.ndarray]:
-        return self.distill_config.sampler, student_times(self.schedule, self.distill_config)
+        return self.distill_config.sampler, self._student_times
 
     @property
     def preview_options(self) -> dict:
@@ -254,13 +361,19 @@ class Distiller(Trainer):
             if i + 1 in self._indices:
                 states[i + 1] = x.copy()
 
+        landing = {"final": "step"} if self._steps is not None else {}  # a multistep student's t = 0
         end = get_sampler(TEACHER_SAMPLER).sample(
-            teacher_eps, x_T, self.schedule, self._teacher_times, callback=keep, x0="none"
+            teacher_eps, x_T, self.schedule, self._teacher_times, callback=keep, x0="none", **landing
         )
-        end = np.clip(end, -1.0, 1.0)
+        if self._steps is None:
+            end = np.clip(end, -1.0, 1.0)  # the image (a landing state at t = 0 stays as the solver left it)
         x = np.stack([states[i] for i in self._indices], axis=1)  # (count, calls, C, H, W)
         t = np.broadcast_to(self._teacher_times[self._indices], (count, len(self._indices)))
-        if self.distill_config.target == "segment":
+        if self._steps is not None:
+            a, b, _ = (v.reshape(1, -1, 1, 1, 1) for v in self._steps)
+            nxt = np.stack([states[i] for i in self._indices[1:]] + [end], axis=1)
+            target = (nxt - a * x) / b  # e_i's fixed part (module docstring)
+        elif self.distill_config.target == "segment":
             nxt = np.stack([states[i] for i in self._indices[1:]] + [end], axis=1)
             target = segment_targets(x, nxt, self._segment_alpha_bars)
         else:
@@ -272,23 +385,46 @@ class Distiller(Trainer):
             y = torch.from_numpy(np.repeat(labels, len(self._indices))).to(self.device)
         return as_tensor(x, flat), as_tensor(t, (flat[0],)), as_tensor(target, flat), y
 
-    def distill_loss(self, x: torch.Tensor, t: torch.Tensor, target: torch.Tensor, y=None) -> torch.Tensor:
-        """Mean squared error of the student's x_0 estimate against the teacher's images, in float32."""
+    def distill_loss(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        target: torch.Tensor,
+        y=None,
+        prev_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mean squared error of the student's x_0 estimate against the teacher's target, in float32.
+        ``prev_weight`` (multistep students; per point, the points of one trajectory consecutive): the
+        multiple of its x_0 estimate at the trajectory's previous point the error adds (C / B in the
+        module docstring; 0 at the first)."""
         ab = self.forward_process.alpha_bar_at(t)[:, None, None, None]
         inputs = self.parameterisation.network_input(x, ab)
         output = (self.ddp(inputs, t) if y is None else self.ddp(inputs, t, y)).float()
         eps = self.parameterisation.eps(output, x, ab)
         x0 = (x - (1.0 - ab).sqrt() * eps) / ab.sqrt()
+        if prev_weight is not None:
+            calls = self.distill_config.calls
+            per_trajectory = x0.reshape(-1, calls, *x0.shape[1:])
+            prev = torch.cat([torch.zeros_like(per_trajectory[:, :1]), per_trajectory[:, :-1]], dim=1)
+            x0 = x0 + prev_weight[:, None, None, None] * prev.reshape(x0.shape)
         return torch.mean((x0 - target) ** 2)
 
+    def prev_weights(self, count: int) -> torch.Tensor | None:
+        """C / B per point of ``count`` trajectories (multistep students), else None."""
+        if self._steps is None:
+            return None
+        _, b, c = self._steps
+        return torch.from_numpy(np.tile(c / b, count)).float().to(self.device)
+
     def train_step(self) -> torch.Tensor:
-        x, t, target, y = self.trajectories(self.config.batch_size // self.distill_config.calls)
+        count = self.config.batch_size // self.distill_config.calls
+        x, t, target, y = self.trajectories(count)
         x = x.contiguous(memory_format=self.memory_format)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            loss = self.distill_loss(x, t, target, y)
+            loss = self.distill_loss(x, t, target, y, self.prev_weights(count))
         return self.apply_gradients(loss)
 
     # ---- checkpoint state
@@ -299,13 +435,16 @@ class Distiller(Trainer):
             "teacher": self.teacher_info,
             "sampler": self.distill_config.sampler,
             "sampler_options": self.distill_config.sampler_options,
-            "timesteps": {
-                str(c): [float(v) for v in student_times(self.schedule, self.distill_config, c)]
-                for c in self.distill_config.call_counts()
-            },
+            "timesteps": {str(c): [float(v) for v in self.call_times(c)] for c in self.distill_config.call_counts()},
         }
         state["teacher"] = self.teacher.state_dict()
         return state
+
+    def call_times(self, calls: int) -> np.ndarray:
+        """The student's times for ``calls`` (one of ``DistillConfig.call_counts``)."""
+        if self.distill_config.fits_times:
+            return self._student_times
+        return student_times(self.schedule, self.distill_config, calls)
 
     def load_state_dict(self, checkpoint: dict, source: str = "checkpoint") -> None:
         """Continue the student run in ``checkpoint`` (Trainer's checks, and the same distillation)."""

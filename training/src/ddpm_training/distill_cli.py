@@ -27,7 +27,8 @@ _D = DistillConfig()
     "--teacher-calls",
     type=int,
     default=None,
-    help="Teacher calls per trajectory (DPM-Solver++(2M), karras), a multiple of --calls.  "
+    help="Teacher calls per trajectory (DPM-Solver++(2M), karras; for --target multistep the student's fitted "
+    "times, each segment split evenly in lambda), a multiple of --calls.  "
     f"[default: {_D.teacher_calls}]",
 )
 @click.option(
@@ -35,8 +36,10 @@ _D = DistillConfig()
     type=click.Choice(TARGETS),
     default=None,
     help="What the student learns from each of its call times: the end of the teacher's trajectory (it then "
-    "samples with the consistency sampler, in any divisor of --calls) or the teacher's state at its next call "
-    f"time (DDIM, exactly --calls calls).  [default: {_D.target}]",
+    "samples with the consistency sampler, in any divisor of --calls), or the teacher's state at its next call "
+    "time: segment (DDIM, exactly --calls calls) or multistep (DPM-Solver++(2M) landing on t = 0, at --calls "
+    "times fitted on the teacher first, a minute or two).  "
+    f"[default: {_D.target}]",
 )
 @click.option(
     "--guidance-scale",
@@ -82,7 +85,8 @@ def distill_command(
 
     The student (the same U-Net, started from the teacher's EMA weights) learns from each of its own call
     times the end of the teacher's few-call ODE trajectory (--target end: the consistency sampler) or its
-    next point (--target segment: DDIM); `ddpm export-onnx` writes the sampler and times into its metadata,
+    next point (--target segment: DDIM; --target multistep: DPM-Solver++(2M) at times fitted on the teacher,
+    landing on t = 0); `ddpm export-onnx` writes the sampler, its options and times into its metadata,
     so `ddpm-run sample student.onnx` uses them.
     Checkpoints, resume, --max-minutes, SIGTERM and the progress bar are those of `ddpm train`.
     """

@@ -145,7 +145,8 @@ def _resumed(request: DistillRequest, checkpoint: dict, device) -> Distiller:
         "ema": checkpoint["teacher"],
         "model": checkpoint["teacher"],
     }
-    distiller = Distiller(teacher, train_config, saved, device, info["source"])
+    times = checkpoint["distill"]["timesteps"][str(saved.calls)] if saved.fits_times else None
+    distiller = Distiller(teacher, train_config, saved, device, info["source"], times)
     if "compute" in checkpoint:
         distiller.compute = ComputeChoice.from_dict(checkpoint["compute"])
     distiller.load_state_dict(checkpoint, str(request.resume))
