@@ -166,17 +166,28 @@ def test_multistep_resume_is_bit_exact_and_keeps_the_fitted_times(capsys, teache
     assert a["distill"]["timesteps"]["2"][-1] > 0
 
 
-def test_resume_is_bit_exact(capsys, teacher, tmp_path):
+@pytest.mark.parametrize("reuse", [1, 2])
+def test_resume_is_bit_exact(capsys, teacher, tmp_path, reuse):
     """4 steps straight against 4 steps stopped after step 2 (as SIGTERM stops a run: the same target,
-    so the cosine rate is the same) and resumed: bit for bit."""
+    so the cosine rate is the same) and resumed: bit for bit. With --reuse 2 the resumed run's first
+    step draws fresh trajectories into the pool it restored."""
     from ddpm_training.distill_run import DistillRequest, run_distill
     from ddpm_training.run import Callbacks
 
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert run_ddpm(capsys, "distill", teacher, "--out", straight, "--max-steps", "4", *SMALL).code == 0
+    result = run_ddpm(capsys, "distill", teacher, "--out", straight, "--max-steps", "4", "--reuse", reuse, *SMALL)
+    assert result.code == 0, result.err
+    assert (f"from a pool of 16, each used {reuse}x on average" in result.err) == (reuse > 1)
     options = {"batch_size": 8, "max_steps": 4, "checkpoint_every": 2}
     request = DistillRequest(
-        teacher, split, calls=2, teacher_calls=4, train_options=options, precision="fp32", layout="contiguous"
+        teacher,
+        split,
+        calls=2,
+        teacher_calls=4,
+        train_options=options,
+        precision="fp32",
+        layout="contiguous",
+        reuse=reuse,
     )
     done = []
     summary = run_distill(request, Callbacks(on_step=done.append, should_stop=lambda: len(done) >= 2))
@@ -188,6 +199,9 @@ def test_resume_is_bit_exact(capsys, teacher, tmp_path):
     for key in ("model", "ema", "teacher"):
         assert all(torch.equal(a[key][name], b[key][name]) for name in a[key]), key
     assert a["distill"] == b["distill"] and a["distill"]["sampler"] == "consistency"
+    assert a["distill"]["reuse"] == reuse and ("pool" in a) == (reuse > 1)
+    if reuse > 1:
+        assert torch.equal(a["pool"]["x"], b["pool"]["x"]) and a["pool"]["x"].shape == (16, 2, 1, 12, 12)
     assert sorted(p.name for p in (straight / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
 
 
@@ -299,6 +313,8 @@ def test_refusals_are_one_line_errors(capsys, teacher, tmp_path):
         ([teacher, "--out", tmp_path / "b", "--guidance-scale", "1", *one], "needs a class-conditional teacher"),
         (["--resume", teacher, "--max-steps", "1"], "is not a `ddpm distill` run"),
         ([teacher, "--out", tmp_path / "c", "--calls", "3", *one], "--calls 3 must divide --teacher-calls 8"),
+        ([teacher, "--out", tmp_path / "e", "--reuse", "3", *one], "--reuse 3 must be at least 1 and divide the 16"),
+        (["--resume", student / "checkpoint.pt", "--reuse", "2", *one], "cannot resume with --reuse 2"),
         ([teacher, "--out", tmp_path / "d"], "give --max-steps or --max-minutes"),
         ([tmp_path / "missing.pt", "--max-steps", "1"], "no such checkpoint file"),
         ([teacher, "--out", student, "--max-steps", "1"], "a run already lives here"),
@@ -307,7 +323,7 @@ def test_refusals_are_one_line_errors(capsys, teacher, tmp_path):
         result = run_ddpm(capsys, "distill", *args)
         assert result.code == 2 and len(error_lines(result)) == 1 and message in result.err, (args, result.err)
         assert "Traceback" not in result.err
-    assert not any((tmp_path / name).exists() for name in "abcd")
+    assert not any((tmp_path / name).exists() for name in "abcde")
 
 
 def test_guided_student_learns_the_guided_teacher_and_samples_a_class_in_one_call_per_step(

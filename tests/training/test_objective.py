@@ -135,6 +135,26 @@ def test_eps_network_is_the_network_itself_for_epsilon():
     assert isinstance(wrapped, EpsNetwork) and wrapped.network is net
 
 
+def test_the_wrappers_schedule_table_lives_where_the_network_does():
+    """A v network trained on CUDA crashed at its first preview grid: the wrapper's alpha_bar table
+    stayed on the CPU and was indexed with CUDA times (seen on an H200). The meta device stands in for
+    a GPU here: the wrapper must follow the network to any device."""
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 1)
+
+        def forward(self, x, t):
+            return self.conv(x)
+
+    net = Net().to("meta")
+    wrapped = eps_network(net, Parameterisation("v"), SCHEDULE.alpha_bars)
+    assert wrapped.log_alpha_bars.device.type == "meta"
+    out = wrapped(torch.zeros(2, 1, 4, 4, device="meta"), torch.tensor([0.5, 900.0], device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, 1, 4, 4)
+
+
 def test_the_default_objective_is_the_seeds_step_with_the_seeds_random_numbers():
     """One default Trainer step against the step written out by hand: initial weights from the seed,
     the epoch's permutation, integer t ~ U{0..T-1} then the noise from one generator, L_simple, the

@@ -70,6 +70,7 @@ from .prediction import eps_network
 from .torch_eps import numpy_eps_model
 from .train_config import TrainConfig
 from .trainer import LogRecord, Trainer
+from .trajectory_pool import TrajectoryPool
 from .unet import Unet
 
 TEACHER_SAMPLER, TEACHER_SPACING = "dpm-solver++", "karras"
@@ -93,6 +94,9 @@ class DistillConfig:
     guidance_scale: float = 0.0
     null_share: float = 0.1
     target: str = "end"  # TARGETS: the trajectory's end (consistency), the next student time (DDIM, 2M)
+    # how often each teacher trajectory is learnt from, on average: 1 draws every step's trajectories
+    # afresh; R > 1 draws 1/R of them and takes the step's batch from a pool of recent ones (TrajectoryPool)
+    reuse: int = 1
 
     @property
     def sampler(self) -> str:
@@ -121,6 +125,12 @@ class DistillConfig:
             )
         if batch_size % self.calls:
             raise TrainingError(f"--batch-size {batch_size} must be a multiple of --calls {self.calls}")
+        count = batch_size // self.calls
+        if self.reuse < 1 or count % self.reuse:
+            raise TrainingError(
+                f"--reuse {self.reuse} must be at least 1 and divide the {count} trajectories of a step "
+                f"(--batch-size {batch_size} / --calls {self.calls})"
+            )
 
     def to_dict(self) -> dict:
         return {
@@ -129,6 +139,7 @@ class DistillConfig:
             "guidance_scale": self.guidance_scale,
             "null_share": self.null_share,
             "target": self.target,
+            "reuse": self.reuse,
         }
 
     @classmethod
@@ -139,6 +150,7 @@ class DistillConfig:
             float(data.get("guidance_scale", 0.0)),
             float(data.get("null_share", 0.1)),
             str(data.get("target", "end")),  # runs before segments existed learnt the end
+            int(data.get("reuse", 1)),
         )
 
 
@@ -264,6 +276,8 @@ class Distiller(Trainer):
         bf16, channels_last = train_config.bf16, train_config.channels_last
         self.compute = ComputeChoice(precision_name(bf16), layout_name(channels_last), bf16, channels_last, "as given")
         self._teacher_eps = numpy_eps_model(eps_network(self.teacher, self.parameterisation, self.schedule.alpha_bars))
+        count = train_config.batch_size // distill_config.calls
+        self.pool = TrajectoryPool(count, distill_config.reuse) if distill_config.reuse > 1 else None
         stride = distill_config.teacher_calls // distill_config.calls
         self._indices = list(range(0, distill_config.teacher_calls, stride))  # teacher calls at student times
         self.fit_info: dict | None = None
@@ -317,6 +331,7 @@ class Distiller(Trainer):
         guided = f", guidance {d.guidance_scale:g} folded in" if self.classes is not None else ""
         teacher = f"{TEACHER_SAMPLER} {TEACHER_SPACING}" if not d.fits_times else f"{TEACHER_SAMPLER}, landing on t = 0"
         times = ", ".join(f"{t:.1f}" for t in self._student_times)
+        reuse = "" if self.pool is None else f" from a pool of {self.pool.size}, each used {d.reuse}x on average"
         fitted = ""
         if self.fit_info is not None:
             f = self.fit_info
@@ -328,7 +343,7 @@ class Distiller(Trainer):
             f"distilling {count_parameters(self.model):,} parameters for {d.calls} call(s) ({d.sampler}, target "
             f"{d.target}){guided} from a teacher of "
             f"{self.teacher_info['step']:,} steps ({teacher}, {d.teacher_calls} calls; "
-            f"{self.config.batch_size // d.calls} trajectories per step, {self.device}); "
+            f"{self.config.batch_size // d.calls} trajectories per step{reuse}, {self.device}); "
             f"student calls at t = {times}{fitted}"
         )
 
@@ -348,6 +363,11 @@ class Distiller(Trainer):
         """(x at the student's times (count * calls, C, H, W), those times (count * calls,), the teacher's
         images x0* repeated per point, and for a conditional teacher each point's class label, else None)
         from ``count`` starting noises (and labels) drawn from the generator."""
+        return self.as_batch(*self.teacher_points(count))
+
+    def teacher_points(self, count: int):
+        """(x (count, calls, C, H, W) at the student's times, the targets there (the same shape), labels
+        (count,) or None) from ``count`` fresh teacher trajectories."""
         cfg = self.model_config
         shape = (count, cfg.im_channels, cfg.image_size, cfg.image_size)
         x_T = torch.randn(shape, generator=self.generator, dtype=torch.float64).numpy()
@@ -372,7 +392,6 @@ class Distiller(Trainer):
         if self._steps is None:
             end = np.clip(end, -1.0, 1.0)  # the image (a landing state at t = 0 stays as the solver left it)
         x = np.stack([states[i] for i in self._indices], axis=1)  # (count, calls, C, H, W)
-        t = np.broadcast_to(self._teacher_times[self._indices], (count, len(self._indices)))
         if self._steps is not None:
             a, b, _ = (v.reshape(1, -1, 1, 1, 1) for v in self._steps)
             nxt = np.stack([states[i] for i in self._indices[1:]] + [end], axis=1)
@@ -382,11 +401,17 @@ class Distiller(Trainer):
             target = segment_targets(x, nxt, self._segment_alpha_bars)
         else:
             target = np.broadcast_to(end[:, None], x.shape)
-        flat = (count * len(self._indices), *shape[1:])
+        return x, target, labels
+
+    def as_batch(self, x: np.ndarray, target: np.ndarray, labels: np.ndarray | None):
+        """Trajectories (count, calls, ...) as the flat tensors of one step: x, t, target, y."""
+        count, calls = x.shape[:2]
+        flat = (count * calls, *x.shape[2:])
+        t = np.broadcast_to(self._teacher_times[self._indices], (count, calls))
         as_tensor = lambda a, s: torch.from_numpy(np.ascontiguousarray(a).reshape(s)).float().to(self.device)  # noqa: E731
         y = None
         if labels is not None:
-            y = torch.from_numpy(np.repeat(labels, len(self._indices))).to(self.device)
+            y = torch.from_numpy(np.repeat(labels, calls)).to(self.device)
         return as_tensor(x, flat), as_tensor(t, (flat[0],)), as_tensor(target, flat), y
 
     def distill_loss(
@@ -422,7 +447,10 @@ class Distiller(Trainer):
 
     def train_step(self) -> torch.Tensor:
         count = self.config.batch_size // self.distill_config.calls
-        x, t, target, y = self.trajectories(count)
+        if self.pool is None:
+            x, t, target, y = self.trajectories(count)
+        else:
+            x, t, target, y = self.as_batch(*self.pool.batch(self.step, self.teacher_points, self.generator))
         x = x.contiguous(memory_format=self.memory_format)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
@@ -442,6 +470,8 @@ class Distiller(Trainer):
             "timesteps": {str(c): [float(v) for v in self.call_times(c)] for c in self.distill_config.call_counts()},
         }
         state["teacher"] = self.teacher.state_dict()
+        if self.pool is not None:
+            state["pool"] = self.pool.state_dict()
         return state
 
     def call_times(self, calls: int) -> np.ndarray:
@@ -456,6 +486,11 @@ class Distiller(Trainer):
         if saved != self.distill_config:
             raise TrainingError(f"{source}: cannot resume: it distils for {saved}, not {self.distill_config}")
         super().load_state_dict(checkpoint, source)
+        if self.pool is not None:
+            try:
+                self.pool.load_state_dict(checkpoint.get("pool", {}))
+            except (KeyError, ValueError, AttributeError) as exc:
+                raise TrainingError(f"{source}: its trajectory pool does not fit the run ({exc})") from None
 
 
 def segment_targets(x: np.ndarray, nxt: np.ndarray, alpha_bars: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .cli import deterministic_option
 from .compute import LAYOUTS, PRECISIONS
 from .distill import TARGETS, DistillConfig
 from .distill_run import DEFAULT_DISTILL_FOLDER, DISTILL_DEFAULTS
@@ -40,6 +41,14 @@ _D = DistillConfig()
     "time: segment (DDIM, exactly --calls calls) or multistep (DPM-Solver++(2M) landing on t = 0, at --calls "
     "times fitted on the teacher first, a minute or two).  "
     f"[default: {_D.target}]",
+)
+@click.option(
+    "--reuse",
+    type=int,
+    default=None,
+    help="Learn from each teacher trajectory this many times on average: every R-th step draws fresh ones "
+    "into a pool of 2 R steps' worth, and every step takes its batch from the pool (about R times the "
+    f"student steps for the teacher's time; the pool is kept in the checkpoint).  [default: {_D.reuse}]",
 )
 @click.option(
     "--guidance-scale",
@@ -77,9 +86,23 @@ _D = DistillConfig()
     "--memory-format", type=click.Choice(LAYOUTS), default="auto", show_default=True, help="As for ddpm train."
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@deterministic_option
 @click.pass_context
 def distill_command(
-    ctx, teacher, out, resume, calls, teacher_calls, target, guidance_scale, precision, memory_format, device, **values
+    ctx,
+    teacher,
+    out,
+    resume,
+    calls,
+    teacher_calls,
+    target,
+    reuse,
+    guidance_scale,
+    precision,
+    memory_format,
+    device,
+    deterministic,
+    **values,
 ) -> None:
     """Distil TEACHER (a `ddpm train` checkpoint) into a student that samples in --calls model calls.
 
@@ -95,7 +118,19 @@ def distill_command(
 
     options = {name: value for name, value in values.items() if value is not None}
     request = DistillRequest(
-        teacher, out, resume, calls, teacher_calls, guidance_scale, options, precision, memory_format, device, target
+        teacher,
+        out,
+        resume,
+        calls,
+        teacher_calls,
+        guidance_scale,
+        options,
+        precision,
+        memory_format,
+        device,
+        target,
+        reuse,
+        deterministic,
     )
     progress = _Progress()
     with StopSignals() as signals:

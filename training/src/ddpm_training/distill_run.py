@@ -51,11 +51,13 @@ class DistillRequest:
     layout: str = DEFAULT_LAYOUT
     device: str = "auto"
     target: str | None = None  # DistillConfig.target; default: DistillConfig's, or the resumed run's
+    reuse: int | None = None  # DistillConfig.reuse; default: DistillConfig's, or the resumed run's
+    deterministic: bool = True  # --deterministic: CUDA kernels that give the same bits on every run
 
 
 def run_distill(request: DistillRequest, callbacks: Callbacks | None = None) -> RunSummary:
     callbacks = callbacks or Callbacks()
-    device = choose_device(request.device, DistInfo())
+    device = choose_device(request.device, DistInfo(), request.deterministic)
     if request.resume is not None:
         if request.teacher is not None:
             raise TrainingError("give either a TEACHER checkpoint or --resume a student run, not both")
@@ -70,7 +72,12 @@ def run_distill(request: DistillRequest, callbacks: Callbacks | None = None) -> 
         teacher = load_checkpoint(request.teacher)
         refuse_non_teacher(teacher, str(request.teacher), request.guidance_scale or 0.0)
         train_config = _new_train_config(request, teacher)
-        given = (("calls", request.calls), ("teacher_calls", request.teacher_calls), ("target", request.target))
+        given = (
+            ("calls", request.calls),
+            ("teacher_calls", request.teacher_calls),
+            ("target", request.target),
+            ("reuse", request.reuse),
+        )
         counts = {k: v for k, v in given if v}
         guidance = request.guidance_scale
         if guidance is None:
@@ -126,6 +133,7 @@ def _resumed(request: DistillRequest, checkpoint: dict, device) -> Distiller:
         ("--teacher-calls", request.teacher_calls),
         ("--guidance-scale", request.guidance_scale),
         ("--target", request.target),
+        ("--reuse", request.reuse),
     )
     for name, value in given:
         if value is not None and value != getattr(saved, name[2:].replace("-", "_")):

@@ -28,7 +28,7 @@ class DistInfo:
         return self.world_size > 1
 
 
-def choose_device(name: str, info: DistInfo) -> torch.device:
+def choose_device(name: str, info: DistInfo, deterministic: bool = True) -> torch.device:
     if name not in DEVICES:
         raise TrainingError(f"unknown --device {name!r} (choose {', '.join(DEVICES)})")
     if name == "auto":
@@ -36,15 +36,28 @@ def choose_device(name: str, info: DistInfo) -> torch.device:
     if name == "cuda":
         if not torch.cuda.is_available():
             raise TrainingError("--device cuda: no CUDA device is available to PyTorch")
+        if deterministic:
+            deterministic_cuda()
         return torch.device("cuda", info.local_rank % torch.cuda.device_count())
     return torch.device("cpu")
 
 
-def init_from_env(device_name: str) -> tuple[DistInfo, torch.device]:
+def deterministic_cuda() -> None:
+    """The same bits on every run on a GPU, as on a CPU, so that resume continues exactly: cuBLAS with a
+    fixed workspace (read when cuBLAS starts, so this runs before any CUDA work), cuDNN without
+    autotuning or non-deterministic kernels, and PyTorch's deterministic ops (attention's backward
+    included; an op without one raises rather than silently differ)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True)
+
+
+def init_from_env(device_name: str, deterministic: bool = True) -> tuple[DistInfo, torch.device]:
     """Join the process group torchrun describes (gloo on CPU, nccl on CUDA); a plain run is rank 0 of 1."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     info = DistInfo(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    device = choose_device(device_name, info)
+    device = choose_device(device_name, info, deterministic)
     if info.enabled and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)

@@ -112,4 +112,6 @@ def eps_network(network: nn.Module, parameterisation: Parameterisation, alpha_ba
     """The model that outputs eps: the network itself for "epsilon" (the seed's), else the wrapper."""
     if parameterisation.kind == "epsilon":
         return network
-    return EpsNetwork(network, parameterisation, alpha_bars).train(network.training)
+    # The alpha_bar table goes where the network's weights are (a network on CUDA indexed a CPU table).
+    device = next(network.parameters()).device
+    return EpsNetwork(network, parameterisation, alpha_bars).to(device).train(network.training)

@@ -50,7 +50,7 @@ class Callbacks:
 
 def run_training(request: TrainRequest, callbacks: Callbacks | None = None) -> RunSummary:
     callbacks = callbacks or Callbacks()
-    info, device = init_from_env(request.device)
+    info, device = init_from_env(request.device, request.deterministic)
     try:
         return _run(request, callbacks, info, device)
     finally:

@@ -42,6 +42,7 @@ class TrainRequest:
     # --precision and --memory-format: as asked; auto measures for a new run (run.py) and keeps a resumed one's
     precision: str = DEFAULT_PRECISION
     layout: str = DEFAULT_LAYOUT
+    deterministic: bool = True  # --deterministic: CUDA kernels that give the same bits on every run
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 
-def numpy_eps_model(model: nn.Module, device: torch.device | str = "cpu"):
+def numpy_eps_model(model: nn.Module, device: torch.device | str | None = None):
     """``f(x, t[, y])`` on float32 NumPy arrays (B, C, H, W) and (B,) (and int64 (B,) class labels for a
-    class-conditional model) -> predicted noise as float32 NumPy."""
-    device = torch.device(device)
+    class-conditional model) -> predicted noise as float32 NumPy. The inputs go to ``device``, by default
+    the one the model's weights are on."""
+    device = next(model.parameters()).device if device is None else torch.device(device)
 
     @torch.no_grad()
     def eps_model(x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
