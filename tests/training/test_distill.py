@@ -30,9 +30,10 @@ def teacher(tmp_path_factory):
     return path
 
 
-def distiller(teacher_path, target="end", **train) -> Distiller:
+def distiller(teacher_path, target="end", loss="mse", **train) -> Distiller:
     config = TrainConfig(**{"batch_size": 8, "lr": 1e-4, "max_steps": 4, "prediction": "v", **train})
-    return Distiller(load_checkpoint(teacher_path), config, DistillConfig(calls=2, teacher_calls=4, target=target))
+    distill = DistillConfig(calls=2, teacher_calls=4, target=target, loss=loss)
+    return Distiller(load_checkpoint(teacher_path), config, distill)
 
 
 def test_batch_and_loss_by_hand(teacher):
@@ -58,6 +59,35 @@ def test_batch_and_loss_by_hand(teacher):
     with torch.no_grad():
         assert float(d.distill_loss(x, t, target)) == pytest.approx(expected, rel=1e-4)
     assert expected > 0  # the teacher's own x_0 estimate at T-1 is not yet its ODE's end
+
+
+def test_pseudo_huber_loss_by_hand(teacher):
+    """Per point sqrt(e^2 + c^2) - c of the RMS x_0 error e, c = 0.00054, averaged over the points; about
+    the RMS itself where errors are far above c, and about e^2 / 2c (a scaled MSE) far below it."""
+    d = distiller(teacher, loss="pseudo-huber")
+    x, t, target, _ = d.trajectories(4)
+    eps = numpy_eps_model(d.eps_model(ema=True))(x.numpy(), t.numpy()).astype(np.float64)
+    ab = SCHEDULE.alpha_bar_at(t.numpy().astype(np.float64))[:, None, None, None]
+    x0 = (x.numpy() - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
+    rms = np.sqrt(np.mean((x0 - target.numpy()) ** 2, axis=(1, 2, 3)))
+    expected = float(np.mean(np.sqrt(rms**2 + 0.00054**2) - 0.00054))
+    with torch.no_grad():
+        assert float(d.distill_loss(x, t, target)) == pytest.approx(expected, rel=1e-4)
+    assert expected == pytest.approx(np.mean(rms), rel=0.05)  # the errors here are far above c
+    from ddpm_training.distill import point_loss
+
+    small = torch.full((2, 1, 3, 3), 1e-5)  # e = 1e-5 << c: e^2 / 2c
+    np.testing.assert_allclose(point_loss(small, "pseudo-huber").numpy(), 1e-10 / (2 * 0.00054), rtol=1e-3)
+    np.testing.assert_allclose(point_loss(small, "mse").numpy(), 1e-10, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("calls", "expected"), [(1, 10), (2, 8)])
+def test_teacher_calls_default_to_10_for_one_call_else_8(capsys, teacher, tmp_path, calls, expected):
+    args = ["--max-steps", "1", "--batch-size", "4", "--precision", "fp32", "--memory-format", "contiguous"]
+    result = run_ddpm(capsys, "distill", teacher, "--out", tmp_path / "s", "--calls", calls, *args)
+    assert result.code == 0, result.err
+    assert f"dpm-solver++ karras, {expected} calls;" in result.err
+    assert load_checkpoint(tmp_path / "s" / "checkpoint.pt")["distill"]["teacher_calls"] == expected
 
 
 def test_segment_targets_land_on_the_teachers_next_state(teacher):
@@ -166,8 +196,8 @@ def test_multistep_resume_is_bit_exact_and_keeps_the_fitted_times(capsys, teache
     assert a["distill"]["timesteps"]["2"][-1] > 0
 
 
-@pytest.mark.parametrize("reuse", [1, 2])
-def test_resume_is_bit_exact(capsys, teacher, tmp_path, reuse):
+@pytest.mark.parametrize(("reuse", "loss"), [(1, "mse"), (2, "pseudo-huber")])
+def test_resume_is_bit_exact(capsys, teacher, tmp_path, reuse, loss):
     """4 steps straight against 4 steps stopped after step 2 (as SIGTERM stops a run: the same target,
     so the cosine rate is the same) and resumed: bit for bit. With --reuse 2 the resumed run's first
     step draws fresh trajectories into the pool it restored."""
@@ -175,7 +205,8 @@ def test_resume_is_bit_exact(capsys, teacher, tmp_path, reuse):
     from ddpm_training.run import Callbacks
 
     straight, split = tmp_path / "straight", tmp_path / "split"
-    result = run_ddpm(capsys, "distill", teacher, "--out", straight, "--max-steps", "4", "--reuse", reuse, *SMALL)
+    given = ["--reuse", reuse, "--loss", loss]
+    result = run_ddpm(capsys, "distill", teacher, "--out", straight, "--max-steps", "4", *given, *SMALL)
     assert result.code == 0, result.err
     assert (f"from a pool of 16, each used {reuse}x on average" in result.err) == (reuse > 1)
     options = {"batch_size": 8, "max_steps": 4, "checkpoint_every": 2}
@@ -188,6 +219,7 @@ def test_resume_is_bit_exact(capsys, teacher, tmp_path, reuse):
         precision="fp32",
         layout="contiguous",
         reuse=reuse,
+        loss=loss,
     )
     done = []
     summary = run_distill(request, Callbacks(on_step=done.append, should_stop=lambda: len(done) >= 2))
@@ -199,7 +231,7 @@ def test_resume_is_bit_exact(capsys, teacher, tmp_path, reuse):
     for key in ("model", "ema", "teacher"):
         assert all(torch.equal(a[key][name], b[key][name]) for name in a[key]), key
     assert a["distill"] == b["distill"] and a["distill"]["sampler"] == "consistency"
-    assert a["distill"]["reuse"] == reuse and ("pool" in a) == (reuse > 1)
+    assert a["distill"]["reuse"] == reuse and ("pool" in a) == (reuse > 1) and a["distill"]["loss"] == loss
     if reuse > 1:
         assert torch.equal(a["pool"]["x"], b["pool"]["x"]) and a["pool"]["x"].shape == (16, 2, 1, 12, 12)
     assert sorted(p.name for p in (straight / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
@@ -315,6 +347,7 @@ def test_refusals_are_one_line_errors(capsys, teacher, tmp_path):
         ([teacher, "--out", tmp_path / "c", "--calls", "3", *one], "--calls 3 must divide --teacher-calls 8"),
         ([teacher, "--out", tmp_path / "e", "--reuse", "3", *one], "--reuse 3 must be at least 1 and divide the 16"),
         (["--resume", student / "checkpoint.pt", "--reuse", "2", *one], "cannot resume with --reuse 2"),
+        (["--resume", student / "checkpoint.pt", "--loss", "pseudo-huber", *one], "cannot resume with --loss"),
         ([teacher, "--out", tmp_path / "d"], "give --max-steps or --max-minutes"),
         ([tmp_path / "missing.pt", "--max-steps", "1"], "no such checkpoint file"),
         ([teacher, "--out", student, "--max-steps", "1"], "a run already lives here"),

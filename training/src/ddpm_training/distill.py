@@ -38,6 +38,9 @@ student learns one of two targets (``DistillConfig.target``):
   which puts nearly all weight on the last two) was measured worse (BENCHMARKS.md, "Four model calls").
   The student starts as the teacher with fitted times and learns the teacher's finer trajectory.
 
+Every target's loss is, per point, the mean square of its x_0 error over the pixels (the default) or
+pseudo-Huber of its RMS (``DistillConfig.loss``), averaged over the batch's points.
+
 Either student keeps the teacher's parameterisation, so its export outputs eps like every model file.
 
 The student starts from the teacher's EMA weights. Its checkpoint holds the teacher's weights too,
@@ -82,6 +85,15 @@ STUDENT_SAMPLERS = {
 }
 FIT_NOISES = 128  # starting noises the multistep student's times are fitted on (fit-schedule's default)
 TARGETS = tuple(STUDENT_SAMPLERS)
+LOSSES = ("mse", "pseudo-huber")
+# a 1-call student's teacher calls unless given: karras 10 calls gave the v + cosine demo teacher FID 6.1
+# against 10.0 at 8 (x_0 clipped), and its 1-call student 18.5 against 22.8 in the mean of three seeds
+# (BENCHMARKS.md, "Better targets for one call"); other call counts keep DistillConfig's 8
+ONE_CALL_TEACHER_CALLS = 10
+
+# pseudo-Huber's c on the per-point RMS error: Song and Dhariwal 2023's 0.00054 sqrt(d) on the error's
+# norm, divided by sqrt(d) (d = the pixels of one image)
+PSEUDO_HUBER_C = 0.00054
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,10 @@ class DistillConfig:
     # how often each teacher trajectory is learnt from, on average: 1 draws every step's trajectories
     # afresh; R > 1 draws 1/R of them and takes the step's batch from a pool of recent ones (TrajectoryPool)
     reuse: int = 1
+    # "mse": the mean square of the x_0 error over every pixel; "pseudo-huber": per point
+    # sqrt(e^2 + c^2) - c of its RMS error e (c = PSEUDO_HUBER_C), so a point's pull on the weights
+    # grows with its error only up to c and is then about constant (Song and Dhariwal 2023, section 3.3)
+    loss: str = "mse"
 
     @property
     def sampler(self) -> str:
@@ -119,6 +135,8 @@ class DistillConfig:
     def check(self, batch_size: int) -> None:
         if self.target not in TARGETS:
             raise TrainingError(f"--target must be one of {', '.join(TARGETS)}, got {self.target!r}")
+        if self.loss not in LOSSES:
+            raise TrainingError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not 1 <= self.calls <= self.teacher_calls or self.teacher_calls % self.calls:
             raise TrainingError(
                 f"--calls {self.calls} must divide --teacher-calls {self.teacher_calls} (and be at least 1)"
@@ -140,6 +158,7 @@ class DistillConfig:
             "null_share": self.null_share,
             "target": self.target,
             "reuse": self.reuse,
+            "loss": self.loss,
         }
 
     @classmethod
@@ -151,7 +170,13 @@ class DistillConfig:
             float(data.get("null_share", 0.1)),
             str(data.get("target", "end")),  # runs before segments existed learnt the end
             int(data.get("reuse", 1)),
+            str(data.get("loss", "mse")),
         )
+
+
+def default_teacher_calls(calls: int) -> int:
+    """--teacher-calls when not given: ONE_CALL_TEACHER_CALLS for a 1-call student, else DistillConfig's."""
+    return ONE_CALL_TEACHER_CALLS if calls == 1 else DistillConfig.teacher_calls
 
 
 def teacher_times(schedule: NoiseSchedule, config: DistillConfig) -> np.ndarray:
@@ -332,6 +357,7 @@ class Distiller(Trainer):
         teacher = f"{TEACHER_SAMPLER} {TEACHER_SPACING}" if not d.fits_times else f"{TEACHER_SAMPLER}, landing on t = 0"
         times = ", ".join(f"{t:.1f}" for t in self._student_times)
         reuse = "" if self.pool is None else f" from a pool of {self.pool.size}, each used {d.reuse}x on average"
+        reuse += "" if d.loss == "mse" else f", {d.loss} loss"
         fitted = ""
         if self.fit_info is not None:
             f = self.fit_info
@@ -408,7 +434,8 @@ class Distiller(Trainer):
         count, calls = x.shape[:2]
         flat = (count * calls, *x.shape[2:])
         t = np.broadcast_to(self._teacher_times[self._indices], (count, calls))
-        as_tensor = lambda a, s: torch.from_numpy(np.ascontiguousarray(a).reshape(s)).float().to(self.device)  # noqa: E731
+        # a copy: broadcast views (1-call targets, t) are read-only, and torch wants writable memory
+        as_tensor = lambda a, s: torch.from_numpy(np.array(a, np.float32).reshape(s)).to(self.device)  # noqa: E731
         y = None
         if labels is not None:
             y = torch.from_numpy(np.repeat(labels, calls)).to(self.device)
@@ -422,7 +449,7 @@ class Distiller(Trainer):
         y=None,
         prev_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean squared error of the student's x_0 estimate against the teacher's target, in float32.
+        """The student's x_0 error against the teacher's target (``DistillConfig.loss``), in float32.
         ``prev_weight`` (multistep students; per point, the points of one trajectory consecutive): the
         multiple of its x_0 estimate at the trajectory's previous point the error adds (C / B in the
         module docstring; 0 at the first)."""
@@ -436,7 +463,7 @@ class Distiller(Trainer):
             per_trajectory = x0.reshape(-1, calls, *x0.shape[1:])
             prev = torch.cat([torch.zeros_like(per_trajectory[:, :1]), per_trajectory[:, :-1]], dim=1)
             x0 = x0 + prev_weight[:, None, None, None] * prev.reshape(x0.shape)
-        return torch.mean((x0 - target) ** 2)
+        return point_loss(x0 - target, self.distill_config.loss).mean()
 
     def prev_weights(self, count: int) -> torch.Tensor | None:
         """C / B per point of ``count`` trajectories (multistep students), else None."""
@@ -491,6 +518,15 @@ class Distiller(Trainer):
                 self.pool.load_state_dict(checkpoint.get("pool", {}))
             except (KeyError, ValueError, AttributeError) as exc:
                 raise TrainingError(f"{source}: its trajectory pool does not fit the run ({exc})") from None
+
+
+def point_loss(error: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per point (the first axis) of the x_0 ``error``: its mean square ("mse"), or pseudo-Huber of its
+    RMS e, sqrt(e^2 + c^2) - c ("pseudo-huber")."""
+    square = error.flatten(1).pow(2).mean(dim=1)
+    if kind == "pseudo-huber":
+        return torch.sqrt(square + PSEUDO_HUBER_C**2) - PSEUDO_HUBER_C
+    return square
 
 
 def segment_targets(x: np.ndarray, nxt: np.ndarray, alpha_bars: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

@@ -9,7 +9,7 @@ import click
 
 from .cli import deterministic_option
 from .compute import LAYOUTS, PRECISIONS
-from .distill import TARGETS, DistillConfig
+from .distill import LOSSES, ONE_CALL_TEACHER_CALLS, TARGETS, DistillConfig
 from .distill_run import DEFAULT_DISTILL_FOLDER, DISTILL_DEFAULTS
 
 _D = DistillConfig()
@@ -30,7 +30,7 @@ _D = DistillConfig()
     default=None,
     help="Teacher calls per trajectory (DPM-Solver++(2M), karras; for --target multistep the student's fitted "
     "times, each segment split evenly in lambda), a multiple of --calls.  "
-    f"[default: {_D.teacher_calls}]",
+    f"[default: {ONE_CALL_TEACHER_CALLS} for --calls 1, else {_D.teacher_calls}]",
 )
 @click.option(
     "--target",
@@ -49,6 +49,13 @@ _D = DistillConfig()
     help="Learn from each teacher trajectory this many times on average: every R-th step draws fresh ones "
     "into a pool of 2 R steps' worth, and every step takes its batch from the pool (about R times the "
     f"student steps for the teacher's time; the pool is kept in the checkpoint).  [default: {_D.reuse}]",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(LOSSES),
+    default=None,
+    help="Per trajectory point, the mean square of the student's x_0 error, or pseudo-Huber of its RMS "
+    f"(sqrt(e^2 + c^2) - c, c = 0.00054: about the RMS itself).  [default: {_D.loss}]",
 )
 @click.option(
     "--guidance-scale",
@@ -97,6 +104,7 @@ def distill_command(
     teacher_calls,
     target,
     reuse,
+    loss,
     guidance_scale,
     precision,
     memory_format,
@@ -128,9 +136,10 @@ def distill_command(
         precision,
         memory_format,
         device,
-        target,
-        reuse,
-        deterministic,
+        target=target,
+        reuse=reuse,
+        loss=loss,
+        deterministic=deterministic,
     )
     progress = _Progress()
     with StopSignals() as signals:

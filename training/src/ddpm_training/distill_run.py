@@ -17,7 +17,7 @@ from .checkpoint import load_checkpoint
 from .compute import DEFAULT_LAYOUT, DEFAULT_PRECISION, ComputeChoice, choose_compute, detect_capabilities, step_timer
 from .config import UNetConfig
 from .diffusion import ForwardProcess
-from .distill import DistillConfig, Distiller, refuse_non_teacher
+from .distill import DistillConfig, Distiller, default_teacher_calls, refuse_non_teacher
 from .distributed import DistInfo, choose_device
 from .errors import TrainingError
 from .outputs import RunFolder
@@ -52,6 +52,7 @@ class DistillRequest:
     device: str = "auto"
     target: str | None = None  # DistillConfig.target; default: DistillConfig's, or the resumed run's
     reuse: int | None = None  # DistillConfig.reuse; default: DistillConfig's, or the resumed run's
+    loss: str | None = None  # DistillConfig.loss; default: DistillConfig's, or the resumed run's
     deterministic: bool = True  # --deterministic: CUDA kernels that give the same bits on every run
 
 
@@ -77,8 +78,10 @@ def run_distill(request: DistillRequest, callbacks: Callbacks | None = None) -> 
             ("teacher_calls", request.teacher_calls),
             ("target", request.target),
             ("reuse", request.reuse),
+            ("loss", request.loss),
         )
         counts = {k: v for k, v in given if v}
+        counts.setdefault("teacher_calls", default_teacher_calls(counts.get("calls", DistillConfig.calls)))
         guidance = request.guidance_scale
         if guidance is None:
             guidance = DEFAULT_GUIDANCE_SCALE if teacher.get("classes") else 0.0
@@ -134,6 +137,7 @@ def _resumed(request: DistillRequest, checkpoint: dict, device) -> Distiller:
         ("--guidance-scale", request.guidance_scale),
         ("--target", request.target),
         ("--reuse", request.reuse),
+        ("--loss", request.loss),
     )
     for name, value in given:
         if value is not None and value != getattr(saved, name[2:].replace("-", "_")):
