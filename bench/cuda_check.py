@@ -22,7 +22,7 @@ from ddpm_export.parity import check_parity
 from ddpm_export.source import load_source
 from ddpm_runtime.generate import SamplingSettings, generate
 from ddpm_runtime.onnx_model import load_onnx_model
-from ddpm_training.torch_eps import numpy_eps_model
+from ddpm_training.diffusion.torch_eps import numpy_eps_model
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """What machine a benchmark ran on, and its FP32 peak measured in the same process.
 
-Every figure in BENCHMARKS.md names its machine: the CPU model, the ISA level torch dispatches to,
+Every figure in docs/benchmarks/ names its machine: the CPU model, the ISA level torch dispatches to,
 whether oneDNN has bf16 instructions, threads and physical cores, and any variable that imitates
 another CPU (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS). The peak is a
 2048^3 fp32 matmul (MKL on x86), the ceiling a convolution-heavy step can approach.

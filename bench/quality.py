@@ -49,7 +49,9 @@ def parse_row(item: str, default_n: int) -> tuple[str, SamplingSettings]:
         target = fields if key in GENERATE_FIELDS else options
         target[key] = value if key in ("spacing", "x0", "final") else float(value)
     n = int(count) if count else default_n
-    return spec, SamplingSettings(n, 100, sampler.strip(), int(steps), 0, options, **fields)
+    return spec, SamplingSettings(
+        num_images=n, batch_size=100, sampler=sampler.strip(), steps=int(steps), seed=0, options=options, **fields
+    )
 
 
 def class_labels(name: str, metadata, num_images: int) -> tuple[tuple[int, ...] | None, int]:
@@ -74,7 +76,7 @@ def eps_model_for(path: Path, device: str, weights: str = "ema"):
     import torch
 
     from ddpm_export.source import load_source
-    from ddpm_training.torch_eps import numpy_eps_model
+    from ddpm_training.diffusion.torch_eps import numpy_eps_model
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # full float32, as ONNX
     source = load_source(path, weights)

@@ -34,11 +34,11 @@ from ddpm_runtime.generate import SamplingSettings, generate
 from ddpm_runtime.onnx_model import load_onnx_model
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 from ddpm_runtime.timesteps import spaced_timesteps
-from ddpm_training.checkpoint import save_checkpoint
-from ddpm_training.config import preset
 from ddpm_training.data import ImageData
-from ddpm_training.train_config import TrainConfig
-from ddpm_training.trainer import Trainer
+from ddpm_training.model.config import preset
+from ddpm_training.train.checkpoint import save_checkpoint
+from ddpm_training.train.config import TrainConfig
+from ddpm_training.train.data_objective import data_trainer
 
 from seed_baseline import seed_style_unet
 
@@ -64,7 +64,7 @@ def seed_style_generate(model, schedule: NoiseSchedule, timesteps, batch: int, s
 
 def random_checkpoint(folder: Path, preset_name: str) -> Path:
     data = ImageData(np.zeros((128, 28, 28, 1), np.uint8), None, "zeros")
-    trainer = Trainer(preset(preset_name).with_image(1, 28), ScheduleConfig(), TrainConfig(), data)
+    trainer = data_trainer(preset(preset_name).with_image(1, 28), ScheduleConfig(), TrainConfig(), data)
     path = folder / "random.pt"
     save_checkpoint(path, trainer.state_dict())
     return path
@@ -116,7 +116,7 @@ def main() -> None:
             return run
 
         def ddpm_run(model, batch):
-            settings = SamplingSettings(args.images, batch, steps=args.steps)
+            settings = SamplingSettings(num_images=args.images, batch_size=batch, steps=args.steps)
             return lambda: generate(model, model.metadata, settings)
 
         b, before_b = args.batch_size, args.before_batch_size

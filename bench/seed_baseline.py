@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ddpm_training.config import UNetConfig
-from ddpm_training.layers import SelfAttentionBlock
-from ddpm_training.unet import Unet
+from ddpm_training.model.config import UNetConfig
+from ddpm_training.model.layers import SelfAttentionBlock
+from ddpm_training.model.unet import Unet
 
 
 class SeedCalledAttention(nn.MultiheadAttention):

@@ -28,10 +28,10 @@ from machine import describe, matmul_peak_gflops, training_step_flops  # bench/ 
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
-from ddpm_training.config import preset
-from ddpm_training.diffusion import ForwardProcess
-from ddpm_training.objective import diffusion_loss
-from ddpm_training.unet import Unet
+from ddpm_training.diffusion.forward import ForwardProcess
+from ddpm_training.diffusion.objective import diffusion_loss
+from ddpm_training.model.config import preset
+from ddpm_training.model.unet import Unet
 
 from seed_baseline import seed_style_unet
 

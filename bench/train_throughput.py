@@ -34,12 +34,12 @@ from machine import describe, matmul_peak_gflops, training_step_flops  # bench/ 
 from torch.utils.data import DataLoader, Dataset
 
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
-from ddpm_training.compute import choose_compute, detect_capabilities, step_timer, variant_name
-from ddpm_training.config import preset
 from ddpm_training.data import ImageData, load_images
-from ddpm_training.diffusion import ForwardProcess
-from ddpm_training.train_config import TrainConfig
-from ddpm_training.trainer import Trainer
+from ddpm_training.diffusion.forward import ForwardProcess
+from ddpm_training.model.config import preset
+from ddpm_training.train.compute import choose_compute, detect_capabilities, step_timer, variant_name
+from ddpm_training.train.config import TrainConfig
+from ddpm_training.train.data_objective import data_trainer
 
 from seed_baseline import seed_add_noise, seed_style_unet
 
@@ -140,7 +140,7 @@ def main() -> None:
             for channels_last in (False, True):
                 train_config = TrainConfig(batch_size=args.batch_size, bf16=bf16, channels_last=channels_last)
                 label = f"ours, {preset_name}, {variant_name(bf16, channels_last)}"
-                loops[label] = Trainer(preset_config, ScheduleConfig(), train_config, data).train_step
+                loops[label] = data_trainer(preset_config, ScheduleConfig(), train_config, data).train_step
                 flops[label] = step_flops
     flops[next(iter(loops))] = preset_flops[args.preset]
 

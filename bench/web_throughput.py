@@ -74,7 +74,9 @@ def main() -> None:
 
     peak = matmul_peak_gflops()
     cores = physical_cores()
-    settings = SamplingSettings(args.images, 16, args.sampler, args.steps, seed=args.seed)
+    settings = SamplingSettings(
+        num_images=args.images, batch_size=16, sampler=args.sampler, steps=args.steps, seed=args.seed
+    )
     fields = {"count": args.images, "seed": args.seed, "steps": args.steps, "sampler": args.sampler}
     rows: dict[str, list[float]] = {}
     checks: dict[str, int] = {}
@@ -89,7 +91,7 @@ def main() -> None:
         default = load_onnx_model(args.model, "cpu")  # rows over one 1-thread session per core, batch 8
         loops[f"ddpm-run sample as it runs by default (batch 8, rows over {cores} sessions)"] = (
             default,
-            SamplingSettings(args.images, sampler=args.sampler, steps=args.steps, seed=args.seed),
+            SamplingSettings(num_images=args.images, sampler=args.sampler, steps=args.steps, seed=args.seed),
         )
         for round_index in range(args.rounds):
             for name, (model, loop_settings) in loops.items():
@@ -114,7 +116,9 @@ def main() -> None:
             rows[f"page, WebGPU, {args.webgpu_images} image(s), --target web export"] = [status["secondsPerImage"]]
             web = load_onnx_model(args.webgpu, "cpu")
             web_expected = generate(
-                web, web.metadata, SamplingSettings(args.webgpu_images, 16, args.sampler, args.steps)
+                web,
+                web.metadata,
+                SamplingSettings(num_images=args.webgpu_images, batch_size=16, sampler=args.sampler, steps=args.steps),
             )
             checks["page, WebGPU"] = max_grey_difference(status, web_expected)
 

@@ -36,12 +36,12 @@ def make_checkpoint(path, preset_name: str, size: int, steps: int, conditional: 
     ``conditional``, a class-conditional model of CLASS_NAMES (labels i mod 3). ``train``: other TrainConfig
     settings."""
     from ddpm_runtime.schedule import ScheduleConfig
-    from ddpm_training.checkpoint import save_checkpoint
-    from ddpm_training.classes import ClassConditioning
-    from ddpm_training.config import preset
     from ddpm_training.data import ImageData
-    from ddpm_training.train_config import TrainConfig
-    from ddpm_training.trainer import Trainer
+    from ddpm_training.data.classes import ClassConditioning
+    from ddpm_training.model.config import preset
+    from ddpm_training.train.checkpoint import save_checkpoint
+    from ddpm_training.train.config import TrainConfig
+    from ddpm_training.train.data_objective import data_trainer
 
     images = make_images(32, size)[..., None]
     labels = (np.arange(32) % len(CLASS_NAMES)).astype(np.int64) if conditional else None
@@ -49,7 +49,7 @@ def make_checkpoint(path, preset_name: str, size: int, steps: int, conditional: 
     classes = ClassConditioning(CLASS_NAMES) if conditional else None
     config = preset(preset_name).with_image(1, size).with_classes(len(CLASS_NAMES) if conditional else 0)
     train = TrainConfig(**{"batch_size": 8, "lr": 1e-3, "ema_decay": 0.9, **train})
-    trainer = Trainer(config, ScheduleConfig(), train, data, classes=classes)
+    trainer = data_trainer(config, ScheduleConfig(), train, data, classes=classes)
     for _ in range(steps):
         trainer.train_step()
     save_checkpoint(path, trainer.state_dict())

@@ -89,7 +89,7 @@ def test_injected_enospc_in_sampling_keeps_the_earlier_outputs(capsys, monkeypat
     result = run_ddpm_run(capsys, "sample", tiny_onnx, *SAMPLE, "--seed", "3", "--out", out, "--overwrite")
     one_line(result, str(out), "no space left on device")
     assert (out / "samples.npz").read_bytes() == before
-    # The finished batches stay for --resume (README, "Long jobs"): once there is room, it ends the job.
+    # The finished batches stay for --resume (docs/sampling.md, "Long jobs"): once there is room, it ends the job.
     assert sorted(p.name for p in out.iterdir()) == [".ddpm-run-job", "grid.png", "images", "samples.npz"]
     monkeypatch.undo()
     resumed = run_ddpm_run(capsys, "sample", tiny_onnx, *SAMPLE, "--seed", "3", "--out", out, "--overwrite", "--resume")

@@ -77,7 +77,9 @@ def test_ddpm_run_samples_without_torch(venv, tiny_onnx, tmp_path):
     from ddpm_runtime.onnx_model import load_onnx_model
 
     model = load_onnx_model(tiny_onnx, "cpu")
-    expected = generate(model, model.metadata, SamplingSettings(6, 64, "ddim", 10, 1))
+    expected = generate(
+        model, model.metadata, SamplingSettings(num_images=6, batch_size=64, sampler="ddim", steps=10, seed=1)
+    )
     assert np.array_equal(images, expected)
 
 

@@ -22,10 +22,10 @@ from ddpm_export.parity import check_parity
 from ddpm_export.source import load_source
 from ddpm_export.torchscript_export import export_torchscript, load_torchscript
 from ddpm_runtime.onnx_model import load_onnx_model
-from ddpm_training.checkpoint import load_checkpoint, save_checkpoint
-from ddpm_training.config import UNetConfig
-from ddpm_training.torch_eps import numpy_eps_model
-from ddpm_training.unet import Unet
+from ddpm_training.diffusion.torch_eps import numpy_eps_model
+from ddpm_training.model.config import UNetConfig
+from ddpm_training.model.unet import Unet
+from ddpm_training.train.checkpoint import load_checkpoint, save_checkpoint
 
 from cli_helpers import run_ddpm
 from data_helpers import CLASS_NAMES, make_checkpoint

@@ -10,8 +10,8 @@ import torch
 
 from ddpm_runtime.metadata import METADATA_KEY, ModelMetadata
 from ddpm_runtime.schedule import ScheduleConfig
-from ddpm_training.checkpoint import load_checkpoint
-from ddpm_training.unet import Unet
+from ddpm_training.model.unet import Unet
+from ddpm_training.train.checkpoint import load_checkpoint
 
 from cli_helpers import error_lines, run_ddpm
 from data_helpers import make_checkpoint
@@ -19,7 +19,7 @@ from data_helpers import make_checkpoint
 
 def eager(checkpoint_path, weights="ema"):
     ckpt = load_checkpoint(checkpoint_path)
-    from ddpm_training.config import UNetConfig
+    from ddpm_training.model.config import UNetConfig
 
     model = Unet(UNetConfig.from_dict(ckpt["model_config"])).eval()
     model.load_state_dict(ckpt["ema" if weights == "ema" else "model"])

@@ -14,9 +14,9 @@ from ddpm_export.onnx_export import export_onnx
 from ddpm_export.source import load_source
 from ddpm_export.torchscript_export import export_torchscript, load_torchscript
 from ddpm_runtime.schedule import NoiseSchedule
-from ddpm_training.checkpoint import load_checkpoint
-from ddpm_training.config import UNetConfig
-from ddpm_training.unet import Unet
+from ddpm_training.model.config import UNetConfig
+from ddpm_training.model.unet import Unet
+from ddpm_training.train.checkpoint import load_checkpoint
 
 from cli_helpers import run_ddpm_run
 from data_helpers import make_checkpoint

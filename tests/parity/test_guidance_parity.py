@@ -12,10 +12,10 @@ from ddpm_runtime.guidance import guided_eps_model
 from ddpm_runtime.onnx_model import load_onnx_model
 from ddpm_runtime.schedule import NoiseSchedule
 from ddpm_runtime.timesteps import spaced_timesteps
-from ddpm_training.checkpoint import load_checkpoint
-from ddpm_training.config import UNetConfig
-from ddpm_training.torch_eps import numpy_eps_model
-from ddpm_training.unet import Unet
+from ddpm_training.diffusion.torch_eps import numpy_eps_model
+from ddpm_training.model.config import UNetConfig
+from ddpm_training.model.unet import Unet
+from ddpm_training.train.checkpoint import load_checkpoint
 
 from data_helpers import CLASS_NAMES
 from reference import torch_samplers as ref
@@ -64,7 +64,16 @@ def test_guided_trajectory_torch_reference_vs_onnx_numpy(tiny_conditional_traine
     expected = ref.sample_ddim_torch(guided, torch.tensor(x_T), AB, timesteps).numpy()
     onnx_model = load_onnx_model(tiny_conditional_onnx, "cpu")
     # the reference DDIM keeps x_0 as it is: ddim's declared default clips it, so say "none"
-    settings = SamplingSettings(4, 4, "ddim", 20, 5, {"x0": "none"}, labels=labels, guidance_scale=w)
+    settings = SamplingSettings(
+        num_images=4,
+        batch_size=4,
+        sampler="ddim",
+        steps=20,
+        seed=5,
+        options={"x0": "none"},
+        labels=labels,
+        guidance_scale=w,
+    )
     got = generate(onnx_model, onnx_model.metadata, settings)
     expected_uint8 = np.rint(np.clip((expected + 1) * 127.5, 0, 255)).astype(np.uint8).transpose(0, 2, 3, 1)
     assert np.abs(got.astype(int) - expected_uint8).max() <= 1  # within one grey level after rounding

@@ -12,9 +12,9 @@ from ddpm_runtime.samplers import ddim_step, ddpm_step, dpm_solver_2m_sde_step, 
 from ddpm_runtime.samplers.thresholding import threshold_x0
 from ddpm_runtime.schedule import NoiseSchedule
 from ddpm_runtime.timesteps import spaced_timesteps
-from ddpm_training.checkpoint import load_checkpoint
-from ddpm_training.config import UNetConfig
-from ddpm_training.unet import Unet
+from ddpm_training.model.config import UNetConfig
+from ddpm_training.model.unet import Unet
+from ddpm_training.train.checkpoint import load_checkpoint
 
 from reference import torch_samplers as ref
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ddpm_runtime.schedule import NoiseSchedule
-from ddpm_training.diffusion import ForwardProcess
+from ddpm_training.diffusion.forward import ForwardProcess
 
 from reference import seed_reference as seed
 

@@ -74,7 +74,7 @@ def test_cli_samples_equal_the_library_and_guidance_changes_them(capsys, tiny_co
     guided = np.load(tmp_path / "a" / "samples.npz")["arr_0"]
     plain = np.load(tmp_path / "b" / "samples.npz")["arr_0"]
     model = load_onnx_model(tiny_conditional_onnx, "cpu")
-    settings = SamplingSettings(6, 64, "ddim", 5, 4, labels=(0, 0, 1, 1, 2, 2))
+    settings = SamplingSettings(num_images=6, batch_size=64, sampler="ddim", steps=5, seed=4, labels=(0, 0, 1, 1, 2, 2))
     np.testing.assert_array_equal(guided, generate(model, model.metadata, settings))
     assert np.count_nonzero(guided != plain) > 0
 
@@ -87,7 +87,9 @@ def test_guided_sampling_makes_one_model_call_per_step_of_twice_the_batch(tiny_c
         batches.append(x.shape[0])
         return model(x, t, y)
 
-    settings = SamplingSettings(5, 5, "dpm-solver++", 6, 0, labels=(0, 1, 2, 0, 1), guidance_scale=1.5)
+    settings = SamplingSettings(
+        num_images=5, batch_size=5, sampler="dpm-solver++", steps=6, seed=0, labels=(0, 1, 2, 0, 1), guidance_scale=1.5
+    )
     generate(counting, model.metadata, settings)
     assert batches == [10] * 6
 
@@ -136,10 +138,14 @@ def test_guidance_refused_for_a_model_trained_without_label_dropout(tiny_conditi
 
     model = load_onnx_model(tiny_conditional_onnx, "cpu")
     no_dropout = replace(model.metadata, training={**model.metadata.training, "label_dropout": 0.0})
-    settings = SamplingSettings(2, 2, "ddim", 2, 0, labels=(0, 1), guidance_scale=1.0)
+    settings = SamplingSettings(
+        num_images=2, batch_size=2, sampler="ddim", steps=2, seed=0, labels=(0, 1), guidance_scale=1.0
+    )
     from ddpm_runtime.errors import UserError
 
     with pytest.raises(UserError, match="trained without label dropout"):
         generate(model, no_dropout, settings)
-    unguided = SamplingSettings(2, 2, "ddim", 2, 0, labels=(0, 1), guidance_scale=0.0)
+    unguided = SamplingSettings(
+        num_images=2, batch_size=2, sampler="ddim", steps=2, seed=0, labels=(0, 1), guidance_scale=0.0
+    )
     assert generate(model, no_dropout, unguided).shape == (2, 12, 12, 1)

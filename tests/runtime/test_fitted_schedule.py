@@ -124,14 +124,16 @@ def metadata(fitted=()) -> ModelMetadata:
     return ModelMetadata(ImageSpec(1, 4, 4), ScheduleConfig(), "epsilon", {}, {}, {}, fitted=tuple(fitted))
 
 
-ENTRY = FittedTimesteps("dpm-solver++3m", (999.0, 400.5, 90.25, 12.0, 0.0), {"error": 1e-4, "start_error": 2e-4})
+ENTRY = FittedTimesteps(
+    sampler="dpm-solver++3m", timesteps=(999.0, 400.5, 90.25, 12.0, 0.0), fit={"error": 1e-4, "start_error": 2e-4}
+)
 
 
 def test_fitted_times_round_trip_and_replace_an_earlier_fit():
     meta = metadata().with_fitted(ENTRY)
     again = ModelMetadata.from_json(meta.to_json())
     assert again == meta and again.fitted_timesteps("dpm-solver++3m", 5) == ENTRY
-    refit = FittedTimesteps("dpm-solver++3m", (999.0, 500.0, 100.0, 10.0, 0.0))
+    refit = FittedTimesteps(sampler="dpm-solver++3m", timesteps=(999.0, 500.0, 100.0, 10.0, 0.0))
     assert again.with_fitted(refit).fitted == (refit,)
     # a document without fits has no "sampling" key: files written before fitting existed read as before
     assert "sampling" not in json.loads(metadata().to_json())
@@ -156,7 +158,9 @@ def test_malformed_fits_are_user_errors(times, problem):
 
 
 def test_fitted_options_round_trip_and_are_absent_where_there_are_none():
-    landing = FittedTimesteps("dpm-solver++", (999.0, 600.0, 80.0), {"error": 1e-4}, {"final": "step"})
+    landing = FittedTimesteps(
+        sampler="dpm-solver++", timesteps=(999.0, 600.0, 80.0), fit={"error": 1e-4}, options={"final": "step"}
+    )
     meta = metadata([landing])
     again = ModelMetadata.from_json(meta.to_json())
     assert again.fitted_timesteps("dpm-solver++", 3).options == {"final": "step"}
@@ -170,7 +174,7 @@ def test_fitted_options_round_trip_and_are_absent_where_there_are_none():
 def test_ddpm_run_runs_fitted_times_with_their_options():
     from ddpm_runtime.generate import run_options
 
-    landing = FittedTimesteps("dpm-solver++", (999.0, 600.0, 80.0), {}, {"final": "step"})
+    landing = FittedTimesteps(sampler="dpm-solver++", timesteps=(999.0, 600.0, 80.0), fit={}, options={"final": "step"})
     meta = metadata([landing])
     fitted = SamplingSettings(sampler="dpm-solver++", steps=3)
     assert run_options(fitted, meta, SCHEDULE) == {"x0": "clip", "x0_percentile": 0.995, "final": "step"}

@@ -44,7 +44,7 @@ def test_split_calls_pass_each_share_its_labels(tiny_conditional_onnx, three_cor
 def test_images_do_not_depend_on_the_split(tiny_onnx, three_cores):
     split = load_onnx_model(tiny_onnx, "cpu")
     two_threads = load_onnx_model(tiny_onnx, "cpu", threads=2)
-    settings = SamplingSettings(20, 16, "dpm-solver++-sde", 8, seed=4)
+    settings = SamplingSettings(num_images=20, batch_size=16, sampler="dpm-solver++-sde", steps=8, seed=4)
     assert np.array_equal(generate(split, split.metadata, settings), generate(two_threads, split.metadata, settings))
 
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
-from ddpm_training import compute as compute_module
-from ddpm_training.checkpoint import load_checkpoint
-from ddpm_training.compute import Capabilities, choose_compute, detect_capabilities, step_timer, variant_name
-from ddpm_training.config import UNetConfig, preset
-from ddpm_training.diffusion import ForwardProcess
+from ddpm_training.diffusion.forward import ForwardProcess
 from ddpm_training.errors import TrainingError
-from ddpm_training.unet import Unet
+from ddpm_training.model.config import UNetConfig, preset
+from ddpm_training.model.unet import Unet
+from ddpm_training.train import compute as compute_module
+from ddpm_training.train.checkpoint import load_checkpoint
+from ddpm_training.train.compute import Capabilities, choose_compute, detect_capabilities, step_timer, variant_name
 
 from cli_helpers import error_lines, run_ddpm
 
@@ -59,7 +59,7 @@ def test_auto_without_bf16_hardware_is_fp32_and_times_only_the_layouts():
 @pytest.mark.parametrize(
     ("seconds", "expected"),
     [
-        # the fast preset on the AVX-512-BF16 CPU (BENCHMARKS.md): bf16 1.2x, channels_last faster in both
+        # as the fast preset measured on an AVX-512-BF16 CPU: bf16 faster, channels_last faster in both
         ({"fp32": 0.551, "bf16": 0.391, "fp32_cl": 0.449, "bf16_cl": 0.363}, "bf16 channels_last"),
         # emulated bf16 on a CPU that still reports bf16: 11x slower
         ({"fp32": 1.27, "bf16": 14.35, "fp32_cl": 1.30, "bf16_cl": 14.0}, "fp32 contiguous"),
@@ -120,8 +120,8 @@ def test_the_timer_times_every_variant_and_leaves_the_global_rng_alone():
 
 def run_with(monkeypatch, capabilities, **seconds):
     timer, calls = fixed(**seconds)
-    monkeypatch.setattr("ddpm_training.run.detect_capabilities", lambda device: capabilities)
-    monkeypatch.setattr("ddpm_training.run.step_timer", lambda *args, **kwargs: timer)
+    monkeypatch.setattr("ddpm_training.train.session.detect_capabilities", lambda device: capabilities)
+    monkeypatch.setattr("ddpm_training.train.session.step_timer", lambda *args, **kwargs: timer)
     return calls
 
 
@@ -171,7 +171,7 @@ def test_auto_records_reports_and_keeps_its_choice(capsys, monkeypatch, idx_dir,
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_auto_that_times_trains_exactly_as_its_choice_asked_for(capsys, monkeypatch, idx_dir, tmp_path, layout):
     """The timing runs real steps of a throwaway model: it must not change the run's weights or noise."""
-    monkeypatch.setattr("ddpm_training.run.detect_capabilities", lambda device: AVX512_BF16)
+    monkeypatch.setattr("ddpm_training.train.session.detect_capabilities", lambda device: AVX512_BF16)
     monkeypatch.setattr(compute_module, "BF16_MIN_SPEEDUP", 1e9)  # the real timer runs; fp32 wins
     args = [*TINY, "--max-steps", "3", "--memory-format", layout]
     assert run_ddpm(capsys, "train", idx_dir, "--out", tmp_path / "auto", *args).code == 0

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from ddpm_runtime.schedule import ScheduleConfig
-from ddpm_training.checkpoint import load_checkpoint
-from ddpm_training.classes import FASHION_MNIST_NAMES, ClassConditioning, resolve_class_names
-from ddpm_training.config import preset
 from ddpm_training.data import ImageData, load_images
+from ddpm_training.data.classes import FASHION_MNIST_NAMES, ClassConditioning, resolve_class_names
 from ddpm_training.errors import TrainingError
 from ddpm_training.evaluation import evaluate, feature_classifier
-from ddpm_training.train_config import TrainConfig
-from ddpm_training.trainer import Trainer
-from ddpm_training.unet import Unet, count_parameters
+from ddpm_training.model.config import preset
+from ddpm_training.model.unet import Unet, count_parameters
+from ddpm_training.train.checkpoint import load_checkpoint
+from ddpm_training.train.config import TrainConfig
+from ddpm_training.train.data_objective import data_trainer
 
 from cli_helpers import error_lines, run_ddpm
 from data_helpers import idx_bytes, make_images
@@ -165,20 +165,20 @@ def test_labels_are_dropped_at_the_given_rate_and_the_rest_of_the_batch_is_uncha
     data = labelled(256)
     config = preset("tiny").with_image(1, 12)
     train = TrainConfig(batch_size=256, seed=3)
-    plain = Trainer(config, ScheduleConfig(), train, data)
-    conditional = Trainer(
+    plain = data_trainer(config, ScheduleConfig(), train, data)
+    conditional = data_trainer(
         config.with_classes(10), ScheduleConfig(), train, data, classes=ClassConditioning(tuple("abcdefghij"), 0.25)
     )
-    x0, noise, t, y = conditional.batch(0)
-    x0_u, noise_u, t_u, y_u = plain.batch(0)
+    x0, noise, t, y = conditional.objective.batch(0, conditional.generator)
+    x0_u, noise_u, t_u, y_u = plain.objective.batch(0, plain.generator)
     assert y_u is None
     # the dropout is drawn after t and noise: the first batch's images, noise and timesteps are the
     # unconditional run's (later ones differ, the generator having moved on by the dropout draws)
     assert torch.equal(x0, x0_u) and torch.equal(noise, noise_u) and torch.equal(t, t_u)
     dropped = 0
     for step in range(8):
-        _, _, _, y = conditional.batch(step)
-        indices = conditional._permutation(step)  # one batch per epoch: step k is epoch k
+        _, _, _, y = conditional.objective.batch(step, conditional.generator)
+        indices = conditional.objective.permutation(step)  # one batch per epoch: step k is epoch k
         kept = y != 10
         assert torch.equal(y[kept], torch.as_tensor(data.labels)[indices][kept])
         dropped += int((~kept).sum())
@@ -189,7 +189,9 @@ def test_trainer_refuses_labels_outside_the_model_classes():
     data = labelled(32, classes=10)
     config = preset("tiny").with_image(1, 12).with_classes(3)
     with pytest.raises(TrainingError, match=r"labels must lie in 0..2"):
-        Trainer(config, ScheduleConfig(), TrainConfig(batch_size=8), data, classes=ClassConditioning(("a", "b", "c")))
+        data_trainer(
+            config, ScheduleConfig(), TrainConfig(batch_size=8), data, classes=ClassConditioning(("a", "b", "c"))
+        )
 
 
 # ---- ddpm eval with requested labels

@@ -13,8 +13,9 @@ import os
 import pytest
 import torch
 
-from ddpm_training import distill_run, distributed
-from ddpm_training.distributed import DistInfo, choose_device, deterministic_cuda
+from ddpm_training.distill import run as distill_run
+from ddpm_training.train import distributed
+from ddpm_training.train.distributed import DistInfo, choose_device, deterministic_cuda
 
 from cli_helpers import run_ddpm
 

@@ -10,10 +10,14 @@ import torch
 from ddpm_runtime.samplers import sample_consistency, sample_dpm_solver_2m
 from ddpm_runtime.schedule import NoiseSchedule
 from ddpm_runtime.timesteps import sampling_timesteps
-from ddpm_training.checkpoint import load_checkpoint
-from ddpm_training.distill import DistillConfig, Distiller, student_times
-from ddpm_training.torch_eps import numpy_eps_model
-from ddpm_training.train_config import TrainConfig
+from ddpm_training.diffusion.torch_eps import numpy_eps_model
+from ddpm_training.distill.config import DistillConfig
+from ddpm_training.distill.distiller import student_trainer
+from ddpm_training.distill.targets import student_times
+from ddpm_training.distill.teacher import Teacher
+from ddpm_training.train.checkpoint import load_checkpoint
+from ddpm_training.train.config import TrainConfig
+from ddpm_training.train.trainer import Trainer
 
 from cli_helpers import error_lines, run_ddpm, run_ddpm_run
 from data_helpers import make_checkpoint
@@ -30,34 +34,34 @@ def teacher(tmp_path_factory):
     return path
 
 
-def distiller(teacher_path, target="end", loss="mse", **train) -> Distiller:
+def distiller(teacher_path, target="end", loss="mse", **train) -> Trainer:
     config = TrainConfig(**{"batch_size": 8, "lr": 1e-4, "max_steps": 4, "prediction": "v", **train})
     distill = DistillConfig(calls=2, teacher_calls=4, target=target, loss=loss)
-    return Distiller(load_checkpoint(teacher_path), config, distill)
+    return student_trainer(Teacher.from_checkpoint(load_checkpoint(teacher_path), str(teacher_path)), config, distill)
 
 
 def test_batch_and_loss_by_hand(teacher):
     d = distiller(teacher)
-    x, t, target, y = d.trajectories(4)  # 4 noises x 2 student times
+    x, t, target, y = d.objective.trajectories(4, d.generator)  # 4 noises x 2 student times
     assert y is None
     # the same noises, through the teacher's 2M karras run written out here
     x_T = torch.randn((4, 1, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
     times = sampling_timesteps(SCHEDULE, 4, "karras")
-    teacher_eps = numpy_eps_model(d.eps_model(ema=True))  # the student starts as the teacher: same weights
+    teacher_eps = numpy_eps_model(d.eps_model())  # the student starts as the teacher: same weights
     states = [x_T]
     end = sample_dpm_solver_2m(teacher_eps, x_T, SCHEDULE, times, callback=lambda i, s, v: states.append(v.copy()))
     np.testing.assert_allclose(x.numpy().reshape(4, 2, 1, 12, 12)[:, 0], x_T, atol=1e-6)
     np.testing.assert_allclose(x.numpy().reshape(4, 2, 1, 12, 12)[:, 1], states[2], atol=1e-6)  # teacher call 2
     np.testing.assert_array_equal(t.numpy().reshape(4, 2), np.broadcast_to(np.float32(times[[0, 2]]), (4, 2)))
     np.testing.assert_allclose(target.numpy().reshape(4, 2, 1, 12, 12)[:, 1], np.clip(end, -1, 1), atol=1e-6)
-    np.testing.assert_array_equal(student_times(SCHEDULE, d.distill_config), times[[0, 2]])
+    np.testing.assert_array_equal(student_times(SCHEDULE, d.objective.distill_config), times[[0, 2]])
     # loss: the student's x_0 estimate (x - sqrt(1 - ab) eps) / sqrt(ab) against the teacher's image
     eps = teacher_eps(x.numpy(), t.numpy()).astype(np.float64)
     ab = SCHEDULE.alpha_bar_at(t.numpy().astype(np.float64))[:, None, None, None]
     x0 = (x.numpy() - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
     expected = float(np.mean((x0 - target.numpy()) ** 2))
     with torch.no_grad():
-        assert float(d.distill_loss(x, t, target)) == pytest.approx(expected, rel=1e-4)
+        assert float(d.objective.distill_loss(d.model, x, t, target)) == pytest.approx(expected, rel=1e-4)
     assert expected > 0  # the teacher's own x_0 estimate at T-1 is not yet its ODE's end
 
 
@@ -65,16 +69,16 @@ def test_pseudo_huber_loss_by_hand(teacher):
     """Per point sqrt(e^2 + c^2) - c of the RMS x_0 error e, c = 0.00054, averaged over the points; about
     the RMS itself where errors are far above c, and about e^2 / 2c (a scaled MSE) far below it."""
     d = distiller(teacher, loss="pseudo-huber")
-    x, t, target, _ = d.trajectories(4)
-    eps = numpy_eps_model(d.eps_model(ema=True))(x.numpy(), t.numpy()).astype(np.float64)
+    x, t, target, _ = d.objective.trajectories(4, d.generator)
+    eps = numpy_eps_model(d.eps_model())(x.numpy(), t.numpy()).astype(np.float64)
     ab = SCHEDULE.alpha_bar_at(t.numpy().astype(np.float64))[:, None, None, None]
     x0 = (x.numpy() - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
     rms = np.sqrt(np.mean((x0 - target.numpy()) ** 2, axis=(1, 2, 3)))
     expected = float(np.mean(np.sqrt(rms**2 + 0.00054**2) - 0.00054))
     with torch.no_grad():
-        assert float(d.distill_loss(x, t, target)) == pytest.approx(expected, rel=1e-4)
+        assert float(d.objective.distill_loss(d.model, x, t, target)) == pytest.approx(expected, rel=1e-4)
     assert expected == pytest.approx(np.mean(rms), rel=0.05)  # the errors here are far above c
-    from ddpm_training.distill import point_loss
+    from ddpm_training.distill.distiller import point_loss
 
     small = torch.full((2, 1, 3, 3), 1e-5)  # e = 1e-5 << c: e^2 / 2c
     np.testing.assert_allclose(point_loss(small, "pseudo-huber").numpy(), 1e-10 / (2 * 0.00054), rtol=1e-3)
@@ -96,10 +100,10 @@ def test_segment_targets_land_on_the_teachers_next_state(teacher):
     from ddpm_runtime.samplers.ddim import ddim_step
 
     d = distiller(teacher, target="segment")
-    x, _, target, _ = d.trajectories(4)
+    x, _, target, _ = d.objective.trajectories(4, d.generator)
     x_T = torch.randn((4, 1, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
     times = sampling_timesteps(SCHEDULE, 4, "karras")
-    teacher_eps = numpy_eps_model(d.eps_model(ema=True))
+    teacher_eps = numpy_eps_model(d.eps_model())
     states = [x_T]
     end = sample_dpm_solver_2m(teacher_eps, x_T, SCHEDULE, times, callback=lambda i, s, v: states.append(v.copy()))
     ab = SCHEDULE.alpha_bar_at(times[[0, 2]])
@@ -111,7 +115,10 @@ def test_segment_targets_land_on_the_teachers_next_state(teacher):
         np.testing.assert_allclose(landed, lands_on[k], atol=2e-5)  # float32 storage of x and the target
     # an end-target student would learn the image at both times: different targets at the first time
     assert np.abs(target5[:, 0] - np.clip(end, -1, 1)).max() > 0.1
-    assert d.distill_config.call_counts() == [2] and d.preview_options == {"eta": 0.0, "x0": "none"}
+    assert d.objective.distill_config.call_counts() == [2] and d.objective.preview().default["options"] == {
+        "eta": 0.0,
+        "x0": "none",
+    }
 
 
 def test_multistep_targets_land_on_the_teachers_states_through_the_runtimes_2m_step(teacher):
@@ -123,16 +130,19 @@ def test_multistep_targets_land_on_the_teachers_states_through_the_runtimes_2m_s
     from ddpm_runtime.timesteps import times_of_lambdas
 
     d = distiller(teacher, target="multistep")
-    student = d.call_times(2)
+    student = d.objective.call_times(2)
     assert len(student) == 2 and student[0] == 999.0 and 0 < student[1] < 999.0
-    assert d.distill_config.sampler == "dpm-solver++" and d.preview_options == {"x0": "none", "final": "step"}
+    assert d.objective.distill_config.sampler == "dpm-solver++" and d.objective.preview().default["options"] == {
+        "x0": "none",
+        "final": "step",
+    }
     # the teacher's 4 calls: each student time and the lambda midpoint to the next (the first from sigma 160)
     lam = SCHEDULE.log_snr(np.array([student[0], student[1], 0.0]))
     mids = times_of_lambdas(SCHEDULE, [(max(lam[0], -np.log(160.0)) + lam[1]) / 2, (lam[1] + lam[2]) / 2])
     teacher_times = np.array([student[0], mids[0], student[1], mids[1]])
-    x, t, target, _ = d.trajectories(4)
+    x, t, target, _ = d.objective.trajectories(4, d.generator)
     x_T = torch.randn((4, 1, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
-    teacher_eps = numpy_eps_model(d.eps_model(ema=True))
+    teacher_eps = numpy_eps_model(d.eps_model())
     states = [x_T]
     end = sample_dpm_solver_2m(
         teacher_eps, x_T, SCHEDULE, teacher_times, x0="none", final="step",
@@ -142,7 +152,7 @@ def test_multistep_targets_land_on_the_teachers_states_through_the_runtimes_2m_s
     x5, target5 = (a.numpy().astype(np.float64).reshape(4, 2, 1, 12, 12) for a in (x, target))
     np.testing.assert_allclose(x5[:, 1], states[2], atol=1e-6)
     np.testing.assert_array_equal(t.numpy().reshape(4, 2)[0], np.float32(student))
-    weights = d.prev_weights(4).numpy().reshape(4, 2)
+    weights = d.objective.prev_weights(4).numpy().reshape(4, 2)
     ab = SCHEDULE.alpha_bar_at(student)
     lands_on, next_ab = [states[2], end], [ab[1], SCHEDULE.alpha_bar_at(0.0)]
     estimate, h_prev = None, None
@@ -160,26 +170,30 @@ def test_multistep_targets_land_on_the_teachers_states_through_the_runtimes_2m_s
     error = x0 - target5
     error[:, 1] += weights[:, 1, None, None, None] * x0[:, 0]
     with torch.no_grad():
-        loss = float(d.distill_loss(x, t, target, None, d.prev_weights(4)))
+        loss = float(d.objective.distill_loss(d.model, x, t, target, None, d.objective.prev_weights(4)))
     assert loss == pytest.approx(float(np.mean(error**2)), rel=1e-4) and loss > 0
 
 
 def test_multistep_resume_is_bit_exact_and_keeps_the_fitted_times(capsys, teacher, tmp_path):
-    from ddpm_training.distill_run import DistillRequest, run_distill
-    from ddpm_training.run import Callbacks
+    from ddpm_training.distill.run import DistillRequest, run_distill
+    from ddpm_training.train.session import Callbacks
 
     straight, split = tmp_path / "straight", tmp_path / "split"
     args = ["--out", straight, "--max-steps", "4", "--target", "multistep", *SMALL]
     assert run_ddpm(capsys, "distill", teacher, *args).code == 0
     options = {"batch_size": 8, "max_steps": 4, "checkpoint_every": 2}
     request = DistillRequest(
-        teacher, split, calls=2, teacher_calls=4, train_options=options, precision="fp32", layout="contiguous",
-        target="multistep",
-    )  # fmt: skip
+        teacher=teacher,
+        out=split,
+        distill_options={"calls": 2, "teacher_calls": 4, "target": "multistep"},
+        train_options=options,
+        precision="fp32",
+        layout="contiguous",
+    )
     done = []
     summary = run_distill(request, Callbacks(on_step=done.append, should_stop=lambda: len(done) >= 2))
     assert summary.step == 2
-    from ddpm_training import distill
+    from ddpm_training.distill import distiller as distill
 
     fits = []
     original = distill.fit_timesteps
@@ -201,8 +215,8 @@ def test_resume_is_bit_exact(capsys, teacher, tmp_path, reuse, loss):
     """4 steps straight against 4 steps stopped after step 2 (as SIGTERM stops a run: the same target,
     so the cosine rate is the same) and resumed: bit for bit. With --reuse 2 the resumed run's first
     step draws fresh trajectories into the pool it restored."""
-    from ddpm_training.distill_run import DistillRequest, run_distill
-    from ddpm_training.run import Callbacks
+    from ddpm_training.distill.run import DistillRequest, run_distill
+    from ddpm_training.train.session import Callbacks
 
     straight, split = tmp_path / "straight", tmp_path / "split"
     given = ["--reuse", reuse, "--loss", loss]
@@ -211,15 +225,12 @@ def test_resume_is_bit_exact(capsys, teacher, tmp_path, reuse, loss):
     assert (f"from a pool of 16, each used {reuse}x on average" in result.err) == (reuse > 1)
     options = {"batch_size": 8, "max_steps": 4, "checkpoint_every": 2}
     request = DistillRequest(
-        teacher,
-        split,
-        calls=2,
-        teacher_calls=4,
+        teacher=teacher,
+        out=split,
+        distill_options={"calls": 2, "teacher_calls": 4, "reuse": reuse, "loss": loss},
         train_options=options,
         precision="fp32",
         layout="contiguous",
-        reuse=reuse,
-        loss=loss,
     )
     done = []
     summary = run_distill(request, Callbacks(on_step=done.append, should_stop=lambda: len(done) >= 2))
@@ -369,14 +380,15 @@ def test_guided_student_learns_the_guided_teacher_and_samples_a_class_in_one_cal
 
     checkpoint = load_checkpoint(tiny_conditional_trained)
     config = TrainConfig(batch_size=8, lr=1e-4, max_steps=2)
-    d = Distiller(checkpoint, config, DistillConfig(calls=2, teacher_calls=4, guidance_scale=2.0, null_share=0.5))
-    _, _, target, y = d.trajectories(4)
+    distill = DistillConfig(calls=2, teacher_calls=4, guidance_scale=2.0, null_share=0.5)
+    d = student_trainer(Teacher.from_checkpoint(checkpoint, "teacher", 2.0), config, distill)
+    _, _, target, y = d.objective.trajectories(4, d.generator)
     generator = torch.Generator().manual_seed(0)
     x_T = torch.randn((4, 1, 12, 12), generator=generator, dtype=torch.float64).numpy()
     classes = torch.randint(0, 3, (4,), generator=generator)
     labels = torch.where(torch.rand((4,), generator=generator) < 0.5, 3, classes).numpy()
     np.testing.assert_array_equal(y.numpy(), np.repeat(labels, 2))
-    teacher = guided_eps_model(numpy_eps_model(d.eps_model(ema=True)), labels, 3, 2.0)
+    teacher = guided_eps_model(numpy_eps_model(d.eps_model()), labels, 3, 2.0)
     end = sample_dpm_solver_2m(teacher, x_T, SCHEDULE, sampling_timesteps(SCHEDULE, 4, "karras"))
     np.testing.assert_allclose(target.numpy().reshape(4, 2, 1, 12, 12)[:, 0], np.clip(end, -1, 1), atol=1e-6)
 
@@ -402,6 +414,16 @@ def test_guided_student_learns_the_guided_teacher_and_samples_a_class_in_one_cal
         rows.append(len(x))
         return model(x, t, y)
 
-    settings = SamplingSettings(6, 16, "consistency", 2, 0, {}, None, labels=request.labels, guidance_scale=0.0)
+    settings = SamplingSettings(
+        num_images=6,
+        batch_size=16,
+        sampler="consistency",
+        steps=2,
+        seed=0,
+        options={},
+        spacing=None,
+        labels=request.labels,
+        guidance_scale=0.0,
+    )
     generate(counting, meta, settings)
     assert rows == [6, 6]

@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
-from ddpm_training.checkpoint import load_checkpoint
-from ddpm_training.config import UNetConfig
-from ddpm_training.unet import Unet
+from ddpm_training.model.config import UNetConfig
+from ddpm_training.model.unet import Unet
+from ddpm_training.train.checkpoint import load_checkpoint
 
 from cli_helpers import run_ddpm
 

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from ddpm_training.config import PRESETS, UNetConfig
 from ddpm_training.errors import TrainingError
-from ddpm_training.layers import SelfAttentionBlock, get_time_embedding
-from ddpm_training.unet import Unet, count_parameters
+from ddpm_training.model.config import PRESETS, UNetConfig
+from ddpm_training.model.layers import SelfAttentionBlock, get_time_embedding
+from ddpm_training.model.unet import Unet, count_parameters
 
 from reference import seed_reference as seed
 

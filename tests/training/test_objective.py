@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ddpm_runtime.schedule import NoiseSchedule
-from ddpm_training.diffusion import ForwardProcess
-from ddpm_training.objective import NoiseLevels, diffusion_loss
-from ddpm_training.prediction import EpsNetwork, Parameterisation, eps_network
+from ddpm_training.diffusion.forward import ForwardProcess
+from ddpm_training.diffusion.objective import NoiseLevels, diffusion_loss
+from ddpm_training.diffusion.parameterisation import EpsNetwork, Parameterisation, eps_network
 
 SCHEDULE = NoiseSchedule.from_config()
 KINDS = [Parameterisation("epsilon"), Parameterisation("v"), Parameterisation("edm", 0.5), Parameterisation("edm", 1.3)]
@@ -161,15 +161,15 @@ def test_the_default_objective_is_the_seeds_step_with_the_seeds_random_numbers()
     global-norm clip at 1 and Adam (0.9, 0.999): the same weights bit for bit."""
     from ddpm_runtime.images import to_model_range
     from ddpm_runtime.schedule import ScheduleConfig
-    from ddpm_training.config import preset
     from ddpm_training.data import ImageData
-    from ddpm_training.train_config import TrainConfig
-    from ddpm_training.trainer import Trainer
-    from ddpm_training.unet import Unet
+    from ddpm_training.model.config import preset
+    from ddpm_training.model.unet import Unet
+    from ddpm_training.train.config import TrainConfig
+    from ddpm_training.train.data_objective import data_trainer
 
     images = np.random.default_rng(5).integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)
     config = preset("tiny").with_image(1, 12)
-    trainer = Trainer(config, ScheduleConfig(), TrainConfig(batch_size=8, lr=1e-3), ImageData(images, None, "gen"))
+    trainer = data_trainer(config, ScheduleConfig(), TrainConfig(batch_size=8, lr=1e-3), ImageData(images, None, "gen"))
     trainer.train_step()
 
     torch.manual_seed(0)

@@ -14,7 +14,8 @@ import time
 import pytest
 import torch
 
-from ddpm_training.checkpoint import load_checkpoint
+from ddpm_training.cli.common import PROGRESS_SECONDS_ENV
+from ddpm_training.train.checkpoint import load_checkpoint
 
 from cli_helpers import run_ddpm
 
@@ -26,6 +27,8 @@ class Watched:
     """A process whose stderr is read as it comes, so a test can wait for what it prints."""
 
     def __init__(self, command, env=None):
+        # a progress line after every step: stderr is a pipe here, so the run prints plain lines
+        env = {**(env or os.environ), PROGRESS_SECONDS_ENV: "0"}
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
         )
@@ -38,10 +41,10 @@ class Watched:
             self.err += chunk
 
     def wait_for_steps(self, steps: int, timeout: float = 120.0):
-        """Until tqdm's bar shows at least ``steps`` finished steps."""
+        """Until the progress lines show at least ``steps`` finished steps."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = [int(n) for n in re.findall(rb"(\d+)step", self.err)]
+            done = [int(n) for n in re.findall(rb"step (\d+)", self.err)]
             if done and max(done) >= steps:
                 return
             assert self.process.poll() is None, self.err.decode()[-2000:]

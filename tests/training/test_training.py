@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from ddpm_training.checkpoint import load_checkpoint
+from ddpm_training.train.checkpoint import load_checkpoint
 
 from cli_helpers import error_lines, run_ddpm
 
@@ -199,8 +199,8 @@ def test_checkpoint_of_unknown_format_version(capsys, idx_dir, tmp_path):
 
 def test_pickled_module_checkpoint_is_refused(capsys, idx_dir, tmp_path):
     """The seed's torch.save(model) file must not be unpickled."""
-    from ddpm_training.config import PRESETS
-    from ddpm_training.unet import Unet
+    from ddpm_training.model.config import PRESETS
+    from ddpm_training.model.unet import Unet
 
     torch.save(Unet(PRESETS["tiny"].with_image(1, 12)), tmp_path / "pickled.pt")
     result = run_ddpm(capsys, "train", idx_dir, "--resume", tmp_path / "pickled.pt")
@@ -252,7 +252,7 @@ def test_help_documents_every_option(capsys):
     # every training setting meant for the command line is an option, with TrainConfig's help and default
     from dataclasses import fields
 
-    from ddpm_training.train_config import TrainConfig
+    from ddpm_training.train.config import TrainConfig
 
     text = " ".join(result.out.split())
     for item in fields(TrainConfig):

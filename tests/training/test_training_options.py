@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
-from ddpm_training.config import preset
 from ddpm_training.data import ImageData
-from ddpm_training.diffusion import ForwardProcess
-from ddpm_training.objective import diffusion_loss
-from ddpm_training.train_config import TrainConfig
-from ddpm_training.trainer import Trainer
+from ddpm_training.diffusion.forward import ForwardProcess
+from ddpm_training.diffusion.objective import diffusion_loss
+from ddpm_training.model.config import preset
+from ddpm_training.train.config import TrainConfig
+from ddpm_training.train.data_objective import data_trainer
 
 SCHEDULE = NoiseSchedule.from_config()
 
@@ -41,11 +41,13 @@ def test_min_snr_weighting_is_hang_et_al_eq_for_eps():
 def test_cosine_learning_rate_follows_the_planned_run():
     data = ImageData(np.zeros((16, 12, 12, 1), np.uint8), None, "zeros")
     config = TrainConfig(batch_size=8, lr=1e-3, warmup_steps=4, lr_schedule="cosine", max_steps=100)
-    trainer = Trainer(preset("tiny").with_image(1, 12), ScheduleConfig(), config, data)
+    trainer = data_trainer(preset("tiny").with_image(1, 12), ScheduleConfig(), config, data)
     assert trainer.lr_at(0) == pytest.approx(1e-3 / 4)  # warm-up first
     for progress, expected in ((0.0, 1e-3), (0.5, 0.5e-3), (0.25, 0.5e-3 * (1 + math.cos(math.pi / 4))), (1.0, 0.0)):
         trainer.progress = progress
         assert trainer.lr_at(50) == pytest.approx(expected, abs=1e-12)
-    constant = Trainer(preset("tiny").with_image(1, 12), ScheduleConfig(), TrainConfig(batch_size=8, lr=1e-3), data)
+    constant = data_trainer(
+        preset("tiny").with_image(1, 12), ScheduleConfig(), TrainConfig(batch_size=8, lr=1e-3), data
+    )
     constant.progress = 0.9
     assert constant.lr_at(50) == 1e-3

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_training.trajectory_pool import POOL_STEPS, TrajectoryPool
+from ddpm_training.distill.pool import POOL_STEPS, TrajectoryPool
 
 
 class Teacher:

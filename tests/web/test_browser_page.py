@@ -29,7 +29,11 @@ def test_page_draws_ddpm_runs_images(tiny_onnx, tmp_path, serve):
     status = result["status"]
     assert status.get("done"), status
     model = load_onnx_model(tiny_onnx, "cpu")
-    expected = generate(model, model.metadata, SamplingSettings(4, 16, "dpm-solver++-sde", 10, seed=3))
+    expected = generate(
+        model,
+        model.metadata,
+        SamplingSettings(num_images=4, batch_size=16, sampler="dpm-solver++-sde", steps=10, seed=3),
+    )
     got = np.asarray(status["pixels"], dtype=np.uint8).reshape(expected.shape[0], 1, 12, 12).transpose(0, 2, 3, 1)
     assert expected.std() > 0
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
@@ -46,7 +50,11 @@ def test_page_served_by_ddpm_run_serve_runs_threads(tiny_onnx, tmp_path, serve):
     status = result["status"]
     assert status.get("done") and status["isolated"] and status["threads"] == 2, status
     model = load_onnx_model(tiny_onnx, "cpu")
-    expected = generate(model, model.metadata, SamplingSettings(4, 16, "dpm-solver++-sde", 6, seed=5))
+    expected = generate(
+        model,
+        model.metadata,
+        SamplingSettings(num_images=4, batch_size=16, sampler="dpm-solver++-sde", steps=6, seed=5),
+    )
     got = np.asarray(status["pixels"], dtype=np.uint8).reshape(expected.shape[0], 1, 12, 12).transpose(0, 2, 3, 1)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
@@ -70,9 +78,21 @@ def test_page_draws_a_chosen_class_with_guidance(tiny_conditional_onnx, tmp_path
     status = result["status"]
     assert status.get("done"), status
     model = load_onnx_model(tiny_conditional_onnx, "cpu")
-    settings = SamplingSettings(4, 16, "dpm-solver++-sde", 6, seed=2, labels=(2, 2, 2, 2), guidance_scale=1.5)
+    settings = SamplingSettings(
+        num_images=4,
+        batch_size=16,
+        sampler="dpm-solver++-sde",
+        steps=6,
+        seed=2,
+        labels=(2, 2, 2, 2),
+        guidance_scale=1.5,
+    )
     expected = generate(model, model.metadata, settings)
-    unguided = generate(model, model.metadata, SamplingSettings(4, 16, "dpm-solver++-sde", 6, seed=2))
+    unguided = generate(
+        model,
+        model.metadata,
+        SamplingSettings(num_images=4, batch_size=16, sampler="dpm-solver++-sde", steps=6, seed=2),
+    )
     got = np.asarray(status["pixels"], dtype=np.uint8).reshape(4, 1, 12, 12).transpose(0, 2, 3, 1)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     assert np.abs(got.astype(int) - unguided.astype(int)).max() > 1  # the class and guidance did something
@@ -100,9 +120,17 @@ def test_page_samples_a_segment_student_with_its_own_sampler_and_options(capsys,
     model = load_onnx_model(student, "cpu")
     sampler, steps, options = model_defaults(model.metadata, None, None)
     assert (sampler, steps, options) == ("ddim", 2, {"eta": 0.0, "x0": "none"})
-    expected = generate(model, model.metadata, SamplingSettings(4, 16, sampler, steps, seed=1, options=options))
+    expected = generate(
+        model,
+        model.metadata,
+        SamplingSettings(num_images=4, batch_size=16, sampler=sampler, steps=steps, seed=1, options=options),
+    )
     # its fitted times carry the options too; given ones go over them: clipped x_0, ddim's declared default
-    clipped = generate(model, model.metadata, SamplingSettings(4, 16, sampler, steps, seed=1, options={"x0": "clip"}))
+    clipped = generate(
+        model,
+        model.metadata,
+        SamplingSettings(num_images=4, batch_size=16, sampler=sampler, steps=steps, seed=1, options={"x0": "clip"}),
+    )
     got = np.asarray(status["pixels"], dtype=np.uint8).reshape(4, 1, 12, 12).transpose(0, 2, 3, 1)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     assert np.abs(clipped.astype(int) - expected.astype(int)).max() > 1  # the options change the images

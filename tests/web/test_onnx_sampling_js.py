@@ -35,7 +35,9 @@ def js_images(model: Path, metadata, **request) -> np.ndarray:
 @pytest.mark.parametrize("sampler,steps", [("dpm-solver++-sde", 10), ("ddim", 8)])
 def test_unconditional_images_match_ddpm_run(tiny_onnx, sampler, steps):
     model = load_onnx_model(tiny_onnx, "cpu")
-    expected = generate(model, model.metadata, SamplingSettings(4, 4, sampler, steps, seed=3))
+    expected = generate(
+        model, model.metadata, SamplingSettings(num_images=4, batch_size=4, sampler=sampler, steps=steps, seed=3)
+    )
     got = js_images(tiny_onnx, model.metadata, sampler=sampler, steps=steps, seed=3, count=4)
     assert expected.std() > 0
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
@@ -44,7 +46,9 @@ def test_unconditional_images_match_ddpm_run(tiny_onnx, sampler, steps):
 def test_guided_images_match_ddpm_run(tiny_conditional_onnx):
     model = load_onnx_model(tiny_conditional_onnx, "cpu")
     labels = (2, 0, 1)
-    settings = SamplingSettings(3, 3, "dpm-solver++-sde", 6, seed=8, labels=labels, guidance_scale=1.5)
+    settings = SamplingSettings(
+        num_images=3, batch_size=3, sampler="dpm-solver++-sde", steps=6, seed=8, labels=labels, guidance_scale=1.5
+    )
     expected = generate(model, model.metadata, settings)
     got = js_images(tiny_conditional_onnx, model.metadata, sampler="dpm-solver++-sde", steps=6, seed=8, count=3,
                     labels=list(labels), guidanceScale=1.5)  # fmt: skip

@@ -73,7 +73,11 @@ def test_page_on_webgpu_draws_ddpm_runs_images(web_onnx, tmp_path, serve):
     status = result["status"]
     assert status.get("done") and status["backend"] == "webgpu", status
     model = load_onnx_model(web_onnx, "cpu")
-    expected = generate(model, model.metadata, SamplingSettings(4, 16, "dpm-solver++-sde", 6, seed=3))
+    expected = generate(
+        model,
+        model.metadata,
+        SamplingSettings(num_images=4, batch_size=16, sampler="dpm-solver++-sde", steps=6, seed=3),
+    )
     got = np.asarray(status["pixels"], dtype=np.uint8).reshape(expected.shape[0], 1, 12, 12).transpose(0, 2, 3, 1)
     assert expected.std() > 0
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1

@@ -122,7 +122,7 @@ def export_torchscript_command(ctx, checkpoint, output, overwrite, weights, atol
     "--steps",
     default="5,8,10",
     show_default=True,
-    help="Model-call counts to fit, comma-separated (each 3..T); BENCHMARKS.md, 'Four model calls', has FID at each.",
+    help="Model-call counts to fit, comma-separated (each 3..T).",
 )
 @click.option("--sampler", default=DEFAULT_SAMPLER, show_default=True, help="The deterministic sampler to fit for.")
 @click.option(

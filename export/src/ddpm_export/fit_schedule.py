@@ -97,7 +97,7 @@ def fit_model_file(
             "images": images,
             "seed": seed,
         }
-        entry = FittedTimesteps(sampler, fitted.timesteps, fit, options)
+        entry = FittedTimesteps(sampler=sampler, timesteps=fitted.timesteps, fit=fit, options=options)
         metadata = metadata.with_fitted(entry)
         if on_report is not None:
             on_report(FitReport(steps, entry, time.perf_counter() - started))

@@ -84,7 +84,7 @@ def to_onnx_proto(
     if group_norm_rewrite:
         group_norms_as_layer_norms(proto)
     exporter = {"onnx": onnx.__version__, "opset": written, "format": "onnx"}
-    if target != "cpu":  # a default export's metadata stays what it was before targets existed
+    if target != "cpu":  # a default export's metadata has no target key (older readers know none)
         exporter["target"] = target
     metadata = source.metadata(exporter)
     del proto.metadata_props[:]

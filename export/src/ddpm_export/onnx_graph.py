@@ -8,8 +8,8 @@ a pass over the activation. The same maths as three nodes it has fused kernels f
     normed  = LayerNormalization(grouped, ones, axis=-1)    # mean and variance over each group
     y       = Reshape(normed, Shape(x)) * scale[C, 1, 1] + bias[C, 1, 1]
 
-is 1.11x faster for the `fast` preset's forward at batch 64 on the AVX-512 CPU and more at smaller
-batches (BENCHMARKS.md, "Portable speed"). LayerNormalization needs the group's size, so the rewrite
+is faster for the `fast` preset's forward, more so at small batches (docs/benchmarks/speed.md,
+"The GroupNorm rewrite"). LayerNormalization needs the group's size, so the rewrite
 applies where shape inference knows C, H and W (always, for this model: only the batch is dynamic).
 The exporter's parity gate checks the rewritten graph against torch like any other.
 """

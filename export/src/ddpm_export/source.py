@@ -8,23 +8,21 @@ from pathlib import Path
 
 import torch
 
+from ddpm_runtime.default_sampling import StudentSampling, default_sampling
 from ddpm_runtime.metadata import ClassSpec, FittedTimesteps, ImageSpec, ModelMetadata
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
-from ddpm_training.checkpoint import checkpoint_configs, load_checkpoint
-from ddpm_training.classes import ClassConditioning
-from ddpm_training.config import UNetConfig
+from ddpm_training.data.classes import ClassConditioning
+from ddpm_training.diffusion.parameterisation import Parameterisation, eps_network
+from ddpm_training.distill.config import StudentRecord, student_record
 from ddpm_training.errors import TrainingError
-from ddpm_training.prediction import Parameterisation, eps_network
-from ddpm_training.train_config import TrainConfig
-from ddpm_training.unet import Unet
+from ddpm_training.model.config import UNetConfig
+from ddpm_training.model.unet import Unet
+from ddpm_training.train.checkpoint import checkpoint_configs, load_checkpoint
+from ddpm_training.train.config import TrainConfig
 
 from . import __version__
 from .errors import ExportError
 
-# ddpm-run's sampler for a model whose network predicts v, unless --sampler is given: measured on
-# three v models, 20 calls, against dpm-solver++-sde: FID 23.0 / 9.3 / 6.1 against 26.4 / 13.3 / 10.3 (after
-# 700, 1,670 and 2,201 steps); on an epsilon model the same solver gave 60.8 against 15.6, so those keep the SDE.
-SOLVER_FOR_X0_NETWORKS = {"sampler": "dpm-solver++", "steps": 20}
 WEIGHTS = ("ema", "raw")  # the first is the default: the EMA is what sampling should use
 
 
@@ -41,7 +39,7 @@ class ExportSource:
     classes: ClassConditioning | None = None  # a class-conditional model's classes and label dropout
     # what the Unet predicts (the export outputs eps whatever it is)
     parameterisation: Parameterisation = field(default_factory=Parameterisation)
-    distill: dict | None = None  # a distilled student's "distill" entry (ddpm distill): its sampler and times
+    distill: StudentRecord | None = None  # a distilled student's sampler, call times and teacher
 
     @property
     def conditional(self) -> bool:
@@ -57,31 +55,30 @@ class ExportSource:
         if self.parameterisation.kind != "epsilon":
             # the graph converts it to eps (prediction_type), so readers of the format need not know it
             training["network_prediction"] = self.parameterisation.to_dict()
-        fitted, default = (), None
+        fitted, student = (), None
         if self.distill is not None:
-            # the student's sampler and call times, so that ddpm-run samples with them by default
             d = self.distill
+            # the student's sampler and call times, so that ddpm-run samples with them by default
             fitted = tuple(
-                FittedTimesteps(d["sampler"], tuple(times), {"distilled": True}, dict(d.get("sampler_options") or {}))
-                for _, times in sorted(d["timesteps"].items(), key=lambda item: int(item[0]))
+                FittedTimesteps(
+                    sampler=d.sampler, timesteps=tuple(times), fit={"distilled": True}, options=d.sampler_options
+                )
+                for _, times in sorted(d.timesteps.items())
             )
-            default = {"sampler": d["sampler"], "steps": d["calls"], "teacher_steps": d["teacher"]["step"]}
-            if d.get("sampler_options"):
-                default["options"] = dict(d["sampler_options"])  # e.g. a segment student's DDIM, x_0 unclipped
+            student = StudentSampling(
+                sampler=d.sampler, calls=d.config.calls, options=d.sampler_options, guided=self.classes is not None
+            )
             training["distilled"] = {
-                "calls": d["calls"],
-                "teacher_calls": d["teacher_calls"],
-                "teacher_steps": d["teacher"]["step"],
-                "target": d.get("target", "end"),
+                "calls": d.config.calls,
+                "teacher_calls": d.config.teacher_calls,
+                "teacher_steps": d.teacher_steps,
+                "target": d.config.target,
             }
             if self.classes is not None:
-                # its guidance is inside: ddpm-run adds none unless asked (--guidance-scale)
-                default["guidance_scale"] = 0.0
-                training["distilled"]["guidance_scale"] = d.get("guidance_scale", 0.0)
-        elif self.parameterisation.kind == "v":
-            # a v network's x_0 estimates at high noise are good, and there the deterministic solver beats
-            # the stochastic default (BENCHMARKS.md, "Four model calls"); edm is not measured yet
-            default = dict(SOLVER_FOR_X0_NETWORKS)
+                training["distilled"]["guidance_scale"] = d.config.guidance_scale
+        default = default_sampling(self.parameterisation.kind, student)
+        if self.distill is not None:
+            default["teacher_steps"] = self.distill.teacher_steps
         return ModelMetadata(
             image=ImageSpec(cfg.im_channels, cfg.image_size, cfg.image_size),
             schedule=self.schedule,
@@ -134,7 +131,7 @@ def load_source(path: str | Path, weights: str = "ema") -> ExportSource:
         data_fingerprint=checkpoint.get("data", {}).get("fingerprint"),
         classes=classes,
         parameterisation=parameterisation,
-        distill=checkpoint.get("distill"),
+        distill=student_record(checkpoint, path),
     )
 
 
@@ -152,6 +149,6 @@ def example_inputs(source: ExportSource, batch: int = 2) -> tuple[torch.Tensor, 
 
 
 def torch_eps_fn(model: torch.nn.Module):
-    from ddpm_training.torch_eps import numpy_eps_model
+    from ddpm_training.diffusion.torch_eps import numpy_eps_model
 
     return numpy_eps_model(model, "cpu")

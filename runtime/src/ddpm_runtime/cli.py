@@ -193,16 +193,16 @@ def sample_command(
     given = {**own_options, **given}
     request = class_request(model, eps_model.metadata, num_images, classes, per_class, guidance_scale)
     settings = SamplingSettings(
-        request.num_images,
-        batch_size,
-        sampler,
-        steps,
-        seed,
-        given,
-        spacing,
-        rho,
-        request.labels,
-        request.guidance_scale,
+        num_images=request.num_images,
+        batch_size=batch_size,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        options=given,
+        spacing=spacing,
+        rho=rho,
+        labels=request.labels,
+        guidance_scale=request.guidance_scale,
     )
     num_timesteps = eps_model.metadata.schedule.num_timesteps
     settings.validate(num_timesteps)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .default_sampling import EPSILON_DEFAULT_SAMPLER, resolve_default
 from .errors import UserError
 from .guidance import DEFAULT_GUIDANCE_SCALE, check_guidance_scale, guided_eps_model
 from .images import to_uint8_nhwc
@@ -19,19 +20,16 @@ from .timesteps import DEFAULT_RHO, SPACINGS, sampling_timesteps
 FITTED = "fitted"  # --spacing: the model's own fitted times (metadata "sampling"), not a formula
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SamplingSettings:
     num_images: int = 16
     # Images per model call; the images do not depend on it (nor on how the rows are split over sessions).
     # Small batches keep a call's activations in the CPU's caches, and on the CPU each call's rows are split
-    # over one single-threaded session per core (row_split.py): the fast preset at 20 calls took 0.0417
-    # s/image at 8 (4 rows per core) against 0.0437 at 16 and 0.0448 for 16 in one two-thread session
-    # (AVX-512 Xeon, 2 cores; BENCHMARKS.md, "Portable speed"). Fixed, not per machine: a job split over
-    # machines must make the same batches. With guidance a call holds twice as many rows.
+    # over one single-threaded session per core (row_split.py; docs/benchmarks/speed.md, "Sampling batch").
+    # Fixed, not per machine: a job split over machines must make the same batches. With guidance a call
+    # holds twice as many rows.
     batch_size: int = 8
-    # The best measured at 20 model calls or fewer (BENCHMARKS.md, "Few-step sampling"): FID 21.6 on a
-    # model trained with the CPU recipe, against 22.5 for the seed's ancestral sampler at 100 steps.
-    sampler: str = "dpm-solver++-sde"  # a name in samplers.REGISTRY
+    sampler: str = EPSILON_DEFAULT_SAMPLER  # a name in samplers.REGISTRY (default_sampling.py says why)
     steps: int | None = None  # model calls per image; None: the sampler's default_steps
     seed: int = 0  # image i always gets the noise of default_rng([seed, i])
     options: dict = field(default_factory=dict)  # the sampler's keyword options that were given
@@ -106,18 +104,9 @@ class SamplingSettings:
 
 
 def model_defaults(metadata: ModelMetadata, sampler: str | None, steps: int | None, source: str = "model"):
-    """(sampler, steps, options) for a request that may leave the sampler and steps out: the model's own
-    default (a distilled student's, metadata "sampling") where it has one, with the sampler options it
-    samples with (given options go over them), else SamplingSettings' default sampler and no options.
-    Naming the model's own sampler keeps its options too (a student's times need them; so does the page)."""
-    default = metadata.default_sampling
-    if default is None or (sampler is not None and sampler != default["sampler"]):
-        return sampler or SamplingSettings.sampler, steps, {}
-    if default["sampler"] not in REGISTRY:
-        raise UserError(
-            f"{source}: samples with {default['sampler']!r}, which this ddpm-run does not have; pass --sampler"
-        )
-    return default["sampler"], default["steps"] if steps is None else steps, dict(default.get("options", {}))
+    """(sampler, steps, options) for a request that may leave the sampler and steps out, by the model's
+    own default sampling (``default_sampling.resolve_default``)."""
+    return resolve_default(metadata.default_sampling, sampler, steps, source)
 
 
 def fitted_entry(settings: SamplingSettings, metadata: ModelMetadata, schedule: NoiseSchedule):

@@ -20,12 +20,9 @@ from .samplers.interface import EpsModel
 # eps_model(x, t, y): float32 (B, C, H, W), (B,), int64 (B,) class labels -> predicted noise
 ConditionalEpsModel = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
-# The scale ddpm-run uses when --guidance-scale is not given, measured (BENCHMARKS.md, "Class-conditional
-# sampling"): of the scales whose samples the classifier puts in the requested class at least as often
-# as it classifies real images right (85.7%), the one with the lowest FID. On the 15-minute Fashion-MNIST
-# model, 20 calls of the default sampler: w 0.25, FID 4.54, agreement 88.8% (w 0: 4.55, 81.4%; w 1:
-# 11.43, 94.8%; the unconditional model of the same recipe: 14.89). The 60-minute model gives the same
-# choice: w 0.25, FID 3.88, agreement 90.2% (w 0: 3.16, 84.1%; unconditional: 9.54).
+# The scale ddpm-run uses when --guidance-scale is not given: of the scales whose samples the classifier
+# puts in the requested class at least as often as it classifies real images right, the one with the
+# lowest FID (docs/benchmarks/guidance.md, "The default scale").
 DEFAULT_GUIDANCE_SCALE = 0.25
 
 

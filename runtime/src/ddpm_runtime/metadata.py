@@ -58,7 +58,7 @@ class FittedTimesteps:
 
     def to_dict(self) -> dict:
         data = {"sampler": self.sampler, "timesteps": list(self.timesteps), "fit": dict(self.fit)}
-        if self.options:  # absent, as before options existed, where there are none
+        if self.options:  # absent where there are none, so entries without options read as they always did
             data["options"] = dict(self.options)
         return data
 
@@ -73,7 +73,7 @@ class ModelMetadata:
     exporter: dict  # versions of torch, onnx, ddpm-export, and the opset
     format_version: int = METADATA_FORMAT_VERSION
     # A class-conditional model (its file takes the input y); None: unconditional, and the document
-    # then has no "classes" key at all, exactly as before conditioning existed.
+    # then has no "classes" key at all (readers without class conditioning read it unchanged).
     classes: ClassSpec | None = None
     # Fitted call times, one entry per (sampler, steps), and the sampler and steps ddpm-run uses when
     # none are given (a distilled student's); both empty: the document has no "sampling" key.
@@ -193,7 +193,9 @@ def _fitted(data: dict, num_timesteps: int) -> tuple[FittedTimesteps, ...]:
         options = item.get("options", {})
         if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
             raise UserError(f"fitted timesteps for {sampler}: options must be a mapping by name, got {options!r}"[:200])
-        entries.append(FittedTimesteps(sampler, times, dict(item.get("fit", {})), dict(options)))
+        entries.append(
+            FittedTimesteps(sampler=sampler, timesteps=times, fit=dict(item.get("fit", {})), options=dict(options))
+        )
     if len({(e.sampler, e.steps) for e in entries}) != len(entries):
         raise UserError("two fitted schedules for the same sampler and steps")
     return tuple(entries)

@@ -3,9 +3,8 @@
 ONNX Runtime parallelises a call inside each operator (intra-op threads), and the small convolutions of
 these models (28x28 and below, 16-256 channels) leave its threads waiting at every operator's end. Two
 single-threaded sessions that each take half of a call's rows, run from two Python threads (ORT
-releases the GIL), keep both cores busy instead: on the 2-core AVX-512 Xeon the `fast` preset's 20-call
-sampling took 0.0428 s/image at batch 16 against 0.0454 for one two-thread session, and 0.0414 at
-batch 8, ddpm-run's default (bench/sample_throughput.py; BENCHMARKS.md, "Portable speed").
+releases the GIL), keep both cores busy instead (bench/sample_throughput.py; docs/benchmarks/speed.md,
+"Sampling batch and row split").
 ONNX Runtime computes each row the same whatever the batch and thread count (tests/runtime check the
 outputs bit for bit), so the images do not change.
 """

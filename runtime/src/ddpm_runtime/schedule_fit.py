@@ -30,8 +30,8 @@ from .samplers import EpsModel, get_sampler
 from .schedule import NoiseSchedule
 from .timesteps import SPACINGS, sampling_timesteps, times_of_lambdas
 
-# measured on the 15-minute v model (BENCHMARKS.md, "Four model calls"): fitted dpm-solver++ beat fitted
-# dpm-solver++3m at 5, 8 and 10 calls (FID 19.8 / 5.2 / 5.4 against 27.2 / 6.3 / 8.3)
+# fitted dpm-solver++ beat fitted dpm-solver++3m at 5, 8 and 10 calls (docs/benchmarks/few-calls.md,
+# "Fitted times")
 DEFAULT_SAMPLER = "dpm-solver++"
 DEFAULT_REFERENCE = ("dpm-solver++", 100)  # sampler and calls of the reference run
 DEFAULT_IMAGES = 128

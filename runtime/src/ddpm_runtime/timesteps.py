@@ -28,11 +28,10 @@ from .schedule import NoiseSchedule
 
 SPACINGS = ("trailing", "logsnr", "karras")
 DEFAULT_RHO = 7.0  # Karras et al. 2022's choice
-# The largest sigma = sqrt((1 - alpha_bar) / alpha_bar) the logsnr and karras spreads start from. Measured
-# (BENCHMARKS.md, "Four model calls"; dpm-solver++, karras, 8 calls, a v model on the cosine schedule,
-# 1,000 images): FID 128.3 spread from the schedule's own sigma(T-1) = 2.0e4, 8.60 from 160, 8.72 from
-# 80 (EDM's sigma_max), 11.04 from 20. 160 is above the linear schedule's sigma(T-1) = 157, so its times
-# are what they were.
+# The largest sigma = sqrt((1 - alpha_bar) / alpha_bar) the logsnr and karras spreads start from: the
+# cosine schedule's own sigma(T-1) = 2.0e4 would put most calls where nothing is left to decide
+# (docs/benchmarks/samplers.md, "Where the spread starts"). 160 is above the linear schedule's
+# sigma(T-1) = 157, so its times keep their old values.
 SIGMA_MAX = 160.0
 
 

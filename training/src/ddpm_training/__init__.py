@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from .config import PRESETS, UNetConfig, preset
 from .errors import TrainingError
-from .unet import Unet
+from .model.config import PRESETS, UNetConfig, preset
+from .model.unet import Unet
 
 __all__ = ["PRESETS", "TrainingError", "UNetConfig", "Unet", "__version__", "preset"]

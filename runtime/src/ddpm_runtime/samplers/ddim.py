@@ -26,7 +26,7 @@ def ddim_step(
     x0_pred = x0_from_eps(x_t, eps, alpha_bar_t)
     if x0_mode != "none":
         # 1b. bound x_0 (thresholding.py) and take the eps that goes with it, so that the direction term
-        #     agrees with the bounded x_0 (diffusers keeps the old eps; measured worse, see BENCHMARKS.md)
+        #     agrees with the bounded x_0 (diffusers keeps the old eps; measured worse, docs/benchmarks/samplers.md)
         x0_pred = threshold_x0(x0_pred, x0_mode, x0_percentile)
         eps = eps_from_x0(x_t, x0_pred, alpha_bar_t)
     # 2. sigma_t(eta), eq. (16): eta * sqrt((1 - ab_prev) / (1 - ab_t)) * sqrt(1 - ab_t / ab_prev)
@@ -77,8 +77,8 @@ ETA = SamplerOption(
     "DDIM noise: 0 deterministic, 1 the DDPM posterior variance.",
     check=lambda v: None if 0.0 <= v <= 1.0 else f"--eta must be in [0, 1], got {v}",
 )
-# Defaults measured (BENCHMARKS.md): clipping x_0 (with the matching eps) takes FID at 20 steps from
-# 114.7 to 60.9; trailing spacing beats logsnr (80.4) and karras (72.3) for DDIM.
+# Defaults measured (docs/benchmarks/samplers.md, "Clipping and spacing per sampler"): clipping x_0 (with
+# the matching eps), and trailing spacing, which beats logsnr and karras for DDIM.
 SPEC = SamplerSpec(
     "ddim",
     sample_ddim,

@@ -80,7 +80,7 @@ def sample_ddpm(
 
 
 # The seed's sampler, unchanged by default: trailing spacing and its eq. (11) mean also measured best
-# for it at 20 and 50 steps (BENCHMARKS.md).
+# for it at 20 and 50 steps (docs/benchmarks/samplers.md, "Clipping and spacing per sampler").
 SPEC = SamplerSpec(
     "ddpm", sample_ddpm, None, "the seed's ancestral sampler (Ho et al. 2020, Algorithm 2)", x0_options("none")
 )

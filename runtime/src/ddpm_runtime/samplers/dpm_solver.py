@@ -10,8 +10,8 @@ as in the reference implementation's "lower_order_final".
 t = 0 (alpha_bar(0) < 1, no model call there) and that state is the image, as the reference code
 counts its calls (``denoise_to_zero=False``). Listed times that end at t = 0 spend their last call
 on x_0 at sigma(0) ~ 0.006, almost the identity; with ``final="step"`` the last call can sit where it
-still helps (a distilled student's or fitted times, whose last call lies above 0; BENCHMARKS.md "Four
-model calls": 4 fitted calls at FID 8.94 where 4 fitted calls ending at t = 0 give 66.21).
+still helps (a distilled student's or fitted times, whose last call lies above 0;
+docs/benchmarks/few-calls.md, "No model call at t = 0").
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def sample_dpm_solver_2m(
     return x
 
 
-# Defaults measured (BENCHMARKS.md): at 20 steps clipping x_0 takes FID from 85.8 to 40.5 (trailing) and
-# karras spacing to 36.7.
+# Defaults measured (docs/benchmarks/samplers.md, "Clipping and spacing per sampler"): x_0 clipped, karras
+# spacing.
 FINAL_MODES = ("x0", "step")
 FINAL = SamplerOption(
     "final",

@@ -15,8 +15,7 @@ These are the reference code's coefficients (also k-diffusion's ``sample_dpmpp_3
 diffusers' third-order multistep update). Its D'' is half of h^2 times the second derivative of x_0 in
 lambda, where the Taylor expansion would take all of it: on Gaussian data the local error then falls
 8x per halving of h, not the 16x of a full third-order step. The full form was measured too and kept
-out: on a trained model it drew worse images (FID 16.55 against 14.17 at 5 calls, karras spacing;
-13.31 against 11.23 at 8, logsnr; BENCHMARKS.md, "Four model calls").
+out: on a trained model it drew worse images (docs/benchmarks/samplers.md, "DPM-Solver++(3M)").
 
 The first step is first order and the second is DPM-Solver++(2M) (no earlier estimates yet); near
 the end the order drops again as in the reference's ``lower_order_final`` (few-step runs stay stable):
@@ -118,5 +117,5 @@ SPEC = SamplerSpec(
     10,
     "Lu et al. 2022, multistep third order (3M), for few calls",
     x0_options("none"),
-    default_spacing="karras",  # FID 14.17 against 46.27 for logsnr at 5 calls, 9.70 against 11.23 at 8
+    default_spacing="karras",  # better than logsnr at 5 and 8 calls (samplers.md, "DPM-Solver++(3M)")
 )

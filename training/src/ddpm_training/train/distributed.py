@@ -10,7 +10,7 @@ import torch.distributed as dist
 
 from ddpm_runtime.devices import DEVICES
 
-from .errors import TrainingError
+from ..errors import TrainingError
 
 
 @dataclass(frozen=True)

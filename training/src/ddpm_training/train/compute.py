@@ -1,11 +1,10 @@
 """How the training step computes: precision (fp32 or bf16 autocast) and memory layout, chosen by measurement.
 
-Why measure: on a CPU with bf16 instructions (AVX-512-BF16, AMX) bf16 autocast made the `fast`
-recipe's step 1.4x faster, while on an AVX2-only CPU oneDNN emulates bf16 and the same step was 11x
-slower than fp32. The channels-last layout (NHWC, which oneDNN's convolutions use without reordering)
-was 1.2x faster in fp32 on the AVX-512 CPU, 1.1x under an imitated AVX2 one, and 6% slower on a real
-AVX2 EPYC (BENCHMARKS.md, "Portable speed"). Neither the preset nor the CPU's name tells which case a
-machine is; a few timed steps do.
+Why measure: on a CPU with bf16 instructions (AVX-512-BF16, AMX) bf16 autocast makes the step faster,
+while on an AVX2-only CPU oneDNN emulates bf16 and the same step is many times slower than fp32. The
+channels-last layout (NHWC, which oneDNN's convolutions use without reordering) is faster on some CPUs
+and slower on others (docs/benchmarks/speed.md, "Precision and layout"). Neither the preset nor the
+CPU's name tells which case a machine is; a few timed steps do.
 
 ``choose_compute`` is the decision (pure: capabilities and a timer are passed in, so tests inject
 them); ``detect_capabilities`` and ``step_timer`` are what ``ddpm train`` passes on a real machine.
@@ -21,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .config import UNetConfig
-from .diffusion import ForwardProcess
-from .errors import TrainingError
-from .objective import diffusion_loss
-from .unet import Unet
+from ..diffusion.forward import ForwardProcess
+from ..diffusion.objective import diffusion_loss
+from ..errors import TrainingError
+from ..model.config import UNetConfig
+from ..model.unet import Unet
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_PRECISION = "auto"
@@ -59,7 +58,7 @@ class Capabilities:
     description: str  # for the run's first lines: "CPU ISA AVX512, bf16 instructions: yes"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ComputeChoice:
     precision: str  # what was asked: auto, fp32 or bf16
     layout: str  # what was asked: auto, contiguous or channels_last
@@ -107,7 +106,8 @@ def choose_compute(
     asked = f"--precision {precision} --memory-format {layout}"
     if len(variants) == 1:
         reason = "; ".join([asked, *notes, capabilities.description])
-        return ComputeChoice(precision, layout, *variants[0], reason)
+        bf16, channels_last = variants[0]
+        return ComputeChoice(precision=precision, layout=layout, bf16=bf16, channels_last=channels_last, reason=reason)
     if timer is None:
         raise TrainingError(f"{asked} needs a step timer")
     seconds = timer(variants)
@@ -125,7 +125,14 @@ def choose_compute(
         )
     measured = ", ".join(f"{variant_name(*v)} {seconds[v]:.3f}" for v in variants)
     reason = "; ".join([f"{asked}: measured s/step {measured}", *notes, capabilities.description])
-    return ComputeChoice(precision, layout, *chosen, reason, {variant_name(*v): seconds[v] for v in variants})
+    return ComputeChoice(
+        precision=precision,
+        layout=layout,
+        bf16=chosen[0],
+        channels_last=chosen[1],
+        reason=reason,
+        seconds={variant_name(*v): seconds[v] for v in variants},
+    )
 
 
 def detect_capabilities(device: torch.device) -> Capabilities:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .diffusion import ForwardProcess
-from .prediction import Parameterisation
+from .forward import ForwardProcess
+from .parameterisation import Parameterisation
 
 NOISE_LEVELS = ("uniform", "log-normal", "logsnr-uniform")
 LOSS_WEIGHTINGS = ("none", "min-snr")
@@ -63,7 +63,7 @@ def diffusion_loss(
     """The mean over rows of w(t) ||network output - its target||^2, in float32.
 
     With the seed's parameterisation (epsilon) and no weighting it is L_simple (Ho et al. 2020, eq. 14),
-    computed exactly as before parameterisations existed. ``y``: each row's class label for a
+    computed exactly as the seed computes it. ``y``: each row's class label for a
     class-conditional model (its "no class" index where the label was dropped); None when unconditional.
     """
     if weighting not in LOSS_WEIGHTINGS:

@@ -17,8 +17,8 @@ import torch
 from ddpm_runtime.files import atomic_output, check_free_space
 from ddpm_runtime.schedule import ScheduleConfig
 
-from .config import UNetConfig
-from .errors import TrainingError
+from ..errors import TrainingError
+from ..model.config import UNetConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"  # its name in a run folder
 FORMAT = "ddpm-onnx-checkpoint"

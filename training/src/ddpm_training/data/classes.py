@@ -21,8 +21,8 @@ import numpy as np
 
 from ddpm_runtime.classes import check_class_names
 
-from .data import ImageData
-from .errors import TrainingError
+from ..errors import TrainingError
+from .dataset import ImageData
 
 # The label order of Fashion-MNIST's IDX files (Xiao et al. 2017, the dataset's README).
 FASHION_MNIST_NAMES = (
@@ -49,7 +49,7 @@ class ClassConditioning:
     """A class-conditional run's classes and label dropout (part of its maths: a resume keeps both).
 
     Saved in the checkpoint as ``{"classes": {"names": [...], "label_dropout": p}}``; an unconditional
-    run has no such entry, so its checkpoint reads exactly as before class conditioning existed."""
+    run has no such entry, so its checkpoint is what a version without class conditioning wrote."""
 
     names: tuple[str, ...]
     label_dropout: float = DEFAULT_LABEL_DROPOUT

@@ -13,18 +13,19 @@ from pathlib import Path
 
 from ddpm_runtime.schedule import ScheduleConfig
 
+from ..data import ImageData
+from ..data.classes import ClassConditioning, resolve_class_names
+from ..errors import TrainingError
+from ..model.config import DEFAULT_PRESET, UNetConfig, preset
 from .checkpoint import checkpoint_configs
-from .classes import ClassConditioning, resolve_class_names
 from .compute import DEFAULT_LAYOUT, DEFAULT_PRECISION
-from .config import DEFAULT_PRESET, UNetConfig, preset
-from .data import ImageData
-from .errors import TrainingError
-from .train_config import STOP_FIELDS, TrainConfig
+from .config import TrainConfig
+from .session import resumed_train_config
 
 DEFAULT_RUN_FOLDER = Path("runs/ddpm")  # where `ddpm train` writes when neither --out nor --resume says
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainRequest:
     """What the user asked for; None means 'not given' (the preset's, defaults' or checkpoint's value)."""
 
@@ -45,7 +46,7 @@ class TrainRequest:
     deterministic: bool = True  # --deterministic: CUDA kernels that give the same bits on every run
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunSettings:
     model_config: UNetConfig
     schedule_config: ScheduleConfig
@@ -112,7 +113,13 @@ def resolve_settings(
         model_config = model_config.with_classes(num_classes)
         schedule_config = ScheduleConfig(**request.schedule_options)
         train_config = TrainConfig(**request.train_options)
-        return RunSettings(model_config, schedule_config, train_config, request.out or DEFAULT_RUN_FOLDER, classes)
+        return RunSettings(
+            model_config=model_config,
+            schedule_config=schedule_config,
+            train_config=train_config,
+            folder=request.out or DEFAULT_RUN_FOLDER,
+            classes=classes,
+        )
 
     source = request.resume
     saved_model, saved_schedule = checkpoint_configs(source, checkpoint)
@@ -120,12 +127,11 @@ def resolve_settings(
     if wanted is not None and wanted.with_classes(saved_model.num_classes) != saved_model:
         raise TrainingError(f"{source}: cannot resume: it holds another model config than --preset {request.preset}")
     schedule_config = ScheduleConfig.from_dict({**saved_schedule.to_dict(), **request.schedule_options})
-    try:
-        saved_train = TrainConfig.from_dict(checkpoint.get("train_config", {})).to_dict()
-    except TrainingError as exc:
-        raise TrainingError(f"{source}: {exc}") from None
-    if any(request.train_options.get(name) is not None for name in STOP_FIELDS):
-        # New stop rules replace the saved ones; without any, the run continues to its original target.
-        saved_train.update(dict.fromkeys(STOP_FIELDS))
-    train_config = TrainConfig(**{**saved_train, **request.train_options})
-    return RunSettings(saved_model, schedule_config, train_config, request.out or Path(source).parent, classes)
+    train_config = resumed_train_config(checkpoint, request.train_options, source)
+    return RunSettings(
+        model_config=saved_model,
+        schedule_config=schedule_config,
+        train_config=train_config,
+        folder=request.out or Path(source).parent,
+        classes=classes,
+    )

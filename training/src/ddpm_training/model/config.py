@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from .errors import TrainingError
+from ..errors import TrainingError
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,8 @@ class UNetConfig:
         for name in ("down_ch", "mid_ch", "up_ch", "down_sample"):
             data[name] = list(data[name])
         if not self.num_classes:
-            # An unconditional model's config reads exactly as before class conditioning existed, so
-            # its checkpoints, config.json and exported metadata do not change.
+            # An unconditional model's config has no num_classes key, so its checkpoints, config.json
+            # and exported metadata are the same as those of versions without class conditioning.
             del data["num_classes"]
         return data
 
@@ -151,7 +151,7 @@ PRESETS: dict[str, UNetConfig] = {
     "seed": UNetConfig(),
     "seed-small": _SEED_SMALL,
     # seed-small with self-attention only at 14x14 and below (for 28x28 data): the 784-position
-    # attention at 28x28 is most of seed-small's step time; 2.6x the steps per CPU-minute (README).
+    # attention at 28x28 is most of seed-small's step time (docs/benchmarks/speed.md, "Presets").
     "fast": replace(_SEED_SMALL, attention_max_size=14),
     # Same wiring at toy widths (6,071 parameters at 1x28x28), for tests that must run in seconds.
     # GroupNorm uses 4 groups here because the narrowest width is 4.

@@ -1,16 +1,16 @@
-"""`ddpm distill`: parse the options and hand them to ``distill_run.run_distill``."""
+"""`ddpm distill`: parse the options and hand them to ``distill.run.run_distill``."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import click
 
-from .cli import deterministic_option
-from .compute import LAYOUTS, PRECISIONS
-from .distill import LOSSES, ONE_CALL_TEACHER_CALLS, TARGETS, DistillConfig
-from .distill_run import DEFAULT_DISTILL_FOLDER, DISTILL_DEFAULTS
+from ..distill.config import LOSSES, ONE_CALL_TEACHER_CALLS, TARGETS, DistillConfig
+from ..distill.run import DEFAULT_DISTILL_FOLDER, DISTILL_DEFAULTS
+from ..distill.targets import PSEUDO_HUBER_C
+from ..train.compute import DEFAULT_LAYOUT, DEFAULT_PRECISION
+from .common import compute_options, print_summary, run_with_progress
 
 _D = DistillConfig()
 
@@ -55,7 +55,7 @@ _D = DistillConfig()
     type=click.Choice(LOSSES),
     default=None,
     help="Per trajectory point, the mean square of the student's x_0 error, or pseudo-Huber of its RMS "
-    f"(sqrt(e^2 + c^2) - c, c = 0.00054: about the RMS itself).  [default: {_D.loss}]",
+    f"(sqrt(e^2 + c^2) - c, c = {PSEUDO_HUBER_C}: about the RMS itself).  [default: {_D.loss}]",
 )
 @click.option(
     "--guidance-scale",
@@ -86,14 +86,7 @@ _D = DistillConfig()
     help=f"Steps between checkpoints and sample grids.  [default: {DISTILL_DEFAULTS['checkpoint_every']}]",
 )
 @click.option("--seed", type=int, default=None, help="Seed of the starting noises.  [default: 0]")
-@click.option(
-    "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="As for ddpm train."
-)
-@click.option(
-    "--memory-format", type=click.Choice(LAYOUTS), default="auto", show_default=True, help="As for ddpm train."
-)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@deterministic_option
+@compute_options
 @click.pass_context
 def distill_command(
     ctx,
@@ -121,43 +114,27 @@ def distill_command(
     so `ddpm-run sample student.onnx` uses them.
     Checkpoints, resume, --max-minutes, SIGTERM and the progress bar are those of `ddpm train`.
     """
-    from .cli import StopSignals, _Progress
-    from .distill_run import DistillRequest, run_distill
+    from ..distill.run import DistillRequest, run_distill
 
-    options = {name: value for name, value in values.items() if value is not None}
+    given = {
+        "calls": calls,
+        "teacher_calls": teacher_calls,
+        "guidance_scale": guidance_scale,
+        "target": target,
+        "reuse": reuse,
+        "loss": loss,
+    }
     request = DistillRequest(
-        teacher,
-        out,
-        resume,
-        calls,
-        teacher_calls,
-        guidance_scale,
-        options,
-        precision,
-        memory_format,
-        device,
-        target=target,
-        reuse=reuse,
-        loss=loss,
+        teacher=teacher,
+        out=out,
+        resume=resume,
+        distill_options={name: value for name, value in given.items() if value is not None},
+        train_options={name: value for name, value in values.items() if value is not None},
+        precision=precision or DEFAULT_PRECISION,
+        layout=memory_format or DEFAULT_LAYOUT,
+        device=device,
         deterministic=deterministic,
     )
-    progress = _Progress()
-    with StopSignals() as signals:
-        from .run import Callbacks
-
-        callbacks = Callbacks(progress.start, progress.log, progress.step, signals.stopping)
-        try:
-            summary = run_distill(request, callbacks)
-        finally:
-            progress.close()
-    reason = summary.stop_reason
-    if signals.received is not None:
-        reason = f"{signal.Signals(signals.received).name}, exit code {signals.exit_code}"
-    click.echo(f"stopped at step {summary.step} ({reason}); run folder: {summary.folder}")
-    if summary.checkpoint is not None:
-        click.echo(
-            f"checkpoint: {summary.checkpoint}  (export it with: ddpm export-onnx {summary.checkpoint} -o student.onnx)"
-        )
-    if summary.last_samples:
-        click.echo(f"samples: {summary.last_samples}")
+    summary, signals = run_with_progress(run_distill, request)
+    print_summary(summary, signals, "  (export it with: ddpm export-onnx {checkpoint} -o student.onnx)")
     ctx.exit(signals.exit_code)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from .errors import TrainingError
-from .objective import LOSS_WEIGHTINGS, NOISE_LEVELS
-from .prediction import PREDICTIONS
+from ..diffusion.objective import LOSS_WEIGHTINGS, NOISE_LEVELS
+from ..diffusion.parameterisation import PREDICTIONS
+from ..errors import TrainingError
 
 LR_SCHEDULES = ("constant", "cosine")
 STOP_FIELDS = ("epochs", "max_steps", "max_minutes")  # a run stops at the first of these it reaches
@@ -147,6 +147,6 @@ class TrainConfig:
 
     @property
     def parameterisation(self):
-        from .prediction import Parameterisation
+        from ..diffusion.parameterisation import Parameterisation
 
         return Parameterisation(self.prediction, self.sigma_data)

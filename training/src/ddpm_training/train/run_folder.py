@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ddpm_runtime.files import check_writable_dir, ensure_writable_dir, write_atomic, write_png
 
+from ..errors import TrainingError
 from .checkpoint import CHECKPOINT_NAME, save_checkpoint
-from .errors import TrainingError
 from .plots import loss_curve_image
 from .preview import preview_grid
 from .trainer import LogRecord, Trainer
@@ -77,22 +77,19 @@ class RunFolder:
 
     def write_preview(self, trainer: Trainer) -> Path:
         """The sample grid of the trainer's current step (EMA weights, the same x_T every time)."""
-        sampler, timesteps = trainer.preview_sampling()
+        preview = trainer.objective.preview()
         grid = preview_grid(
-            trainer.eps_model(ema=True),
+            trainer.eps_model(),
             trainer.model_config,
             trainer.schedule,
             trainer.config.num_preview,
             trainer.config.preview_steps,
             seed=trainer.config.seed,
             device=trainer.device,
+            default=preview.default,
+            timesteps=preview.timesteps,
             # a model trained without label dropout has no unconditional half to guide with
-            guidance_scale=0.0
-            if trainer.classes is not None and trainer.classes.label_dropout == 0
-            else getattr(trainer, "preview_guidance_scale", None),
-            sampler=sampler,
-            timesteps=timesteps,
-            options=getattr(trainer, "preview_options", None),
+            guidance_scale=0.0 if trainer.classes is not None and trainer.classes.label_dropout == 0 else None,
         )
         path = self.preview_path(trainer.step)
         write_png(path, grid)

@@ -1,0 +1,76 @@
+"""`ddpm eval`: measure samples against labelled real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..evaluation import DEFAULT_K, DEFAULT_SEED
+
+
+@click.command("eval")
+@click.argument("samples", type=click.Path(path_type=Path))
+@click.option(
+    "--real",
+    "real",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Labelled real data, in any format `ddpm train` reads (its labels train the feature classifier).",
+)
+@click.option(
+    "--k", type=int, default=DEFAULT_K, show_default=True, help="Neighbourhood size for precision and recall."
+)
+@click.option(
+    "--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the classifier and of the real subsets."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where trained classifiers are kept.  [default: $DDPM_ONNX_CACHE or ~/.cache/ddpm-onnx]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_command(samples, real, k, seed, cache_dir, as_json) -> None:
+    """Measure SAMPLES (samples.npz, a PNG folder, or the seed's CSV) against labelled real data.
+
+    FID in the feature space of a LeNet classifier trained on the real data (cached by the data's
+    fingerprint), with the real-vs-real floor for the same number of images, precision and recall
+    (Kynkäänniemi et al. 2019) and the class histogram of the samples. Samples drawn with --class
+    (samples.npz holds their labels): how often the classifier agrees with the requested class, and
+    FID per class against the real images of that class.
+    """
+    import json
+
+    from ..data import load_images
+    from ..evaluation import check_eval_data, check_eval_options, evaluate, feature_classifier
+    from ..evaluation.report import report_lines
+
+    cache_dir = check_eval_options(k, cache_dir)
+    sample_data, real_data = load_images(samples), load_images(real)
+    check_eval_data(sample_data, real_data, k)
+    classifier = feature_classifier(
+        real_data,
+        cache_dir,
+        seed,
+        on_epoch=lambda e, acc: click.echo(
+            f"training feature classifier: epoch {e}, held-out accuracy {acc:.1%}", err=True
+        ),
+    )
+    report = evaluate(sample_data, real_data, classifier, seed=seed, k=k)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    **report.to_dict(),
+                    "samples": str(samples),
+                    "real": str(real),
+                    "classifier_cache": str(classifier.cache_path),
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(
+        "\n".join(report_lines(report, classifier, samples, real, real_data.num_images, sample_data.class_names))
+    )

@@ -1,0 +1,1 @@
+"""The network only: the seed's U-Net, its layers and its configuration (presets)."""
