@@ -39,9 +39,8 @@ def load(path) -> dict:
 
 
 def test_todays_teacher_and_student_checkpoints_have_the_legacy_structure(capsys, tmp_path):
-    from data_helpers import make_checkpoint
-
     from cli_helpers import run_ddpm
+    from data_helpers import make_checkpoint
 
     legacy = json.loads(FIXTURE.read_text())
     teacher = tmp_path / "teacher.pt"

@@ -15,7 +15,6 @@ from .class_request import DEFAULT_NUM_IMAGES, DEFAULT_PER_CLASS
 from .classes import ALL_CLASSES
 from .cli_main import run_cli
 from .devices import DEVICES
-from .errors import UserError
 from .generate import FITTED, SamplingSettings, model_defaults
 from .guidance import DEFAULT_GUIDANCE_SCALE
 from .jobs import JOB_FOLDER
@@ -183,7 +182,7 @@ def sample_command(
     """Generate images from MODEL (an ONNX file written by `ddpm export-onnx`)."""
     from .class_request import class_request
     from .generate import batch_ranges, generate_batches
-    from .jobs import SamplingJob, Shard, file_sha256, job_spec, spec_differences
+    from .jobs import Shard, file_sha256, job_spec, open_job
     from .onnx_model import load_onnx_model
     from .outputs import check_output_folder
 
@@ -212,24 +211,7 @@ def sample_command(
     ranges = batch_ranges(settings.num_images, settings.batch_size)
     outputs = {"labels": request.labels, "columns": request.per_class, "class_names": request.class_names}
     spec = job_spec(file_sha256(model), settings, outputs, shard, len(ranges))
-    job = SamplingJob(out)
-    saved = job.read_spec()
-    if saved is not None:
-        done = len(job.finished())
-        if not resume:
-            raise UserError(
-                f"{out}: holds a stopped sampling job ({done} of {saved['num_batches']} batches done); pass "
-                f"--resume to continue it with the same options, delete {job.folder} to drop it, or choose "
-                "another --out"
-            )
-        differences = spec_differences(saved, spec) + (["--shard"] if saved["shard"] != spec["shard"] else [])
-        if differences:
-            raise UserError(
-                f"{out}: its stopped job differs in {', '.join(differences)}; --resume continues a job with the "
-                "same model and options"
-            )
-    else:
-        job.start(spec)
+    job = open_job(out, spec, resume)
     wanted = list(shard.batches(len(ranges)) if shard else range(len(ranges)))
     todo = [b for b in wanted if b not in job.finished()]
     total_steps = settings.resolved_steps(num_timesteps)
@@ -250,19 +232,16 @@ def sample_command(
             f"shard {shard} done: {len(wanted)} batch(es) in {job.folder}; join all shards with `ddpm-run merge`"
         )
         return
-    _write_job_outputs(job, spec, out, write_csv)
+    _write_job_outputs([job], spec, out, write_csv)
 
 
-def _write_job_outputs(job, spec: dict, out: Path, write_csv: bool, jobs=None) -> None:
-    """The job's finished batches (or, for merge, the shards' in order) as one run's outputs; then the
-    job folders go."""
-    import numpy as np
-
+def _write_job_outputs(jobs, spec: dict, out: Path, write_csv: bool) -> None:
+    """The finished batches of the job (or, for merge, of the shards' jobs) as one run's outputs; then
+    the job folders go."""
+    from .jobs import job_images
     from .outputs import write_samples
 
-    jobs = jobs or [job]
-    by_batch = {index: j for j in jobs for index in j.finished()}
-    images = np.concatenate([by_batch[index].load(index) for index in range(spec["num_batches"])])
+    images = job_images(jobs, spec)
     labels, columns, names = (spec["outputs"][key] for key in ("labels", "columns", "class_names"))
     write_samples(out, images, write_csv, labels=labels, columns=columns, class_names=names and tuple(names))
     for j in jobs:
@@ -325,7 +304,7 @@ def merge_command(shards, out, write_csv, overwrite) -> None:
 
     spec, jobs = merge_shards(list(shards))
     check_output_folder(out, overwrite)
-    _write_job_outputs(None, spec, out, write_csv, jobs)
+    _write_job_outputs(jobs, spec, out, write_csv)
 
 
 @cli.command("web")

@@ -143,6 +143,35 @@ class SamplingJob:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def open_job(out: str | os.PathLike, spec: dict, resume: bool) -> SamplingJob:
+    """The job ``spec`` describes in ``out``: a new one, or with ``resume`` the stopped one it holds, which
+    must be the same job (model, options, shard). Without ``resume`` a stopped job there is refused."""
+    job = SamplingJob(out)
+    saved = job.read_spec()
+    if saved is None:
+        job.start(spec)
+        return job
+    if not resume:
+        raise UserError(
+            f"{out}: holds a stopped sampling job ({len(job.finished())} of {saved['num_batches']} batches done); "
+            f"pass --resume to continue it with the same options, delete {job.folder} to drop it, or choose "
+            "another --out"
+        )
+    differences = spec_differences(saved, spec) + (["--shard"] if saved["shard"] != spec["shard"] else [])
+    if differences:
+        raise UserError(
+            f"{out}: its stopped job differs in {', '.join(differences)}; --resume continues a job with the "
+            "same model and options"
+        )
+    return job
+
+
+def job_images(jobs: list[SamplingJob], spec: dict) -> np.ndarray:
+    """Every batch of the job ``spec`` describes, in order, from whichever of ``jobs`` finished it."""
+    by_batch = {index: job for job in jobs for index in job.finished()}
+    return np.concatenate([by_batch[index].load(index) for index in range(spec["num_batches"])])
+
+
 def merge_shards(folders: list[Path]) -> tuple[dict, list[SamplingJob]]:
     """The shards' common spec and their jobs, ordered by shard index, after checking that they are the
     shards 1..N of one job, every one complete."""
