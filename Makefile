@@ -18,13 +18,11 @@ ORT_PIN   ?= onnxruntime==1.32.0
 
 DATA         ?= /usr/share/datasets/fashion-mnist
 DEMO_MINUTES ?= 15
-# The fast recipe (BENCHMARKS.md, "Quality per CPU-minute"): the `fast` preset (the seed's modules,
-# attention only at 14x14 and below: 2.6x seed-small's steps per minute), batch 64, lr 1e-3 with
-# warm-up and a cosine decay to the end of the run, samples from an EMA of the weights, the network trained
-# to predict v on the cosine noise schedule (BENCHMARKS.md, "Quality per training step": FID at 700 steps,
-# each with ddpm-run's default sampler for it, 41.3 epsilon/linear -> 23.0 v/linear -> 15.0 v/cosine;
-# exported models still output eps and carry their schedule), and the precision chosen on this machine
-# (bf16 autocast only where a few timed steps show it faster; the run prints why).
+# The 15-minute recipe (docs/training.md, "Recipes"; chosen in docs/benchmarks/recipes.md and
+# quality-per-step.md): the `fast` preset, batch 64, lr 1e-3 with warm-up and a cosine decay to the end
+# of the run, an EMA of the weights, the network trained to predict v on the cosine noise schedule
+# (exported models still output eps and carry their schedule), and the precision and layout chosen by
+# timing a few steps on this machine (the run prints why).
 DEMO_RECIPE  ?= --preset fast --batch-size 64 --lr 1e-3 --warmup-steps 100 --lr-schedule cosine \
                 --ema-decay 0.995 --prediction v --schedule cosine --precision auto
 DEMO_TIME    := $(shell date +%Y%m%d-%H%M%S)

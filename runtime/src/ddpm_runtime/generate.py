@@ -24,8 +24,9 @@ FITTED = "fitted"  # --spacing: the model's own fitted times (metadata "sampling
 class SamplingSettings:
     num_images: int = 16
     # Images per model call; the images do not depend on it (nor on how the rows are split over sessions).
-    # Small batches keep a call's activations in the CPU's caches, and on the CPU each call's rows are split
-    # over one single-threaded session per core (row_split.py; docs/benchmarks/speed.md, "Sampling batch").
+    # Small batches keep a call's activations in the CPU's caches, and on the CPU each call's rows are
+    # split over one single-threaded session per core (row_split.py; docs/benchmarks/speed.md, "Sampling
+    # batch and row split").
     # Fixed, not per machine: a job split over machines must make the same batches. With guidance a call
     # holds twice as many rows.
     batch_size: int = 8

@@ -31,7 +31,7 @@ from .schedule import NoiseSchedule
 from .timesteps import SPACINGS, sampling_timesteps, times_of_lambdas
 
 # fitted dpm-solver++ beat fitted dpm-solver++3m at 5, 8 and 10 calls (docs/benchmarks/few-calls.md,
-# "Fitted times")
+# "Solvers, spacings and fitted times")
 DEFAULT_SAMPLER = "dpm-solver++"
 DEFAULT_REFERENCE = ("dpm-solver++", 100)  # sampler and calls of the reference run
 DEFAULT_IMAGES = 128

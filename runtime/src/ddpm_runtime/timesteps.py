@@ -30,8 +30,8 @@ SPACINGS = ("trailing", "logsnr", "karras")
 DEFAULT_RHO = 7.0  # Karras et al. 2022's choice
 # The largest sigma = sqrt((1 - alpha_bar) / alpha_bar) the logsnr and karras spreads start from: the
 # cosine schedule's own sigma(T-1) = 2.0e4 would put most calls where nothing is left to decide
-# (docs/benchmarks/samplers.md, "Where the spread starts"). 160 is above the linear schedule's
-# sigma(T-1) = 157, so its times keep their old values.
+# (docs/benchmarks/few-calls.md, "Where a spacing starts on the cosine schedule"). 160 is above the
+# linear schedule's sigma(T-1) = 157, so its times keep their old values.
 SIGMA_MAX = 160.0
 
 

@@ -24,8 +24,9 @@ from .distiller import student_trainer
 from .teacher import Teacher
 
 DEFAULT_DISTILL_FOLDER = Path("runs/student")
-# The student's training settings unless given (docs/benchmarks/few-calls.md, "Student settings"): a
-# fine-tune of the teacher's weights, so a lower peak rate than training's and a short EMA.
+# The student's training settings unless given: a fine-tune of the teacher's weights, so a lower peak
+# rate than training's and a short EMA (docs/benchmarks/few-calls.md, "Distilled students: which
+# target, what settings").
 DISTILL_DEFAULTS = {
     "batch_size": 64,
     "lr": 1e-4,
