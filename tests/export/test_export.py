@@ -236,7 +236,7 @@ def test_web_target_writes_opset_21_and_says_so(capsys, tiny_trained, tmp_path):
         "error: --target web needs opset 21 or lower (its WebGPU backend has no kernels for newer ops), got --opset 23"
     ], result.err
     assert not (tmp_path / "m.onnx").exists()
-    default = tmp_path / "default.onnx"  # the default export's metadata has no target: as before targets existed
+    default = tmp_path / "default.onnx"  # the default export's metadata has no target: older readers know no target
     assert run_ddpm(capsys, "export-onnx", tiny_trained, "-o", default).code == 0
     meta = ModelMetadata.from_json({p.key: p.value for p in onnx.load(default).metadata_props}[METADATA_KEY])
     assert "target" not in meta.exporter and meta.exporter["opset"] == 23

@@ -135,7 +135,7 @@ def test_fitted_times_round_trip_and_replace_an_earlier_fit():
     assert again == meta and again.fitted_timesteps("dpm-solver++3m", 5) == ENTRY
     refit = FittedTimesteps(sampler="dpm-solver++3m", timesteps=(999.0, 500.0, 100.0, 10.0, 0.0))
     assert again.with_fitted(refit).fitted == (refit,)
-    # a document without fits has no "sampling" key: files written before fitting existed read as before
+    # a document without fits has no "sampling" key: files without fits read as they always did
     assert "sampling" not in json.loads(metadata().to_json())
 
 

@@ -142,7 +142,7 @@ def test_resume_keeps_the_classes_and_refuses_to_change_them(capsys, tmp_path, i
 
 def test_unconditional_model_and_config_are_unchanged():
     config = preset("seed-small")
-    assert "num_classes" not in config.to_dict()  # checkpoints and metadata read as before
+    assert "num_classes" not in config.to_dict()  # checkpoints and metadata are what versions without classes wrote
     assert count_parameters(Unet(config)) == 1_596_673
     assert count_parameters(Unet(preset("seed"))) == 10_846_433
     conditional = config.with_classes(10)

@@ -1,9 +1,8 @@
 """--device and --deterministic: what a CUDA run switches on, checked without a GPU (CI has none).
 
-On an H200 (torch 2.11.0+cu130, 2026-12-04) the demo recipe's 10 steps, stopped at 4 and resumed, gave
-different weights (max-abs 1.1e-4 fp32, 1.8e-4 bf16) and so did the same run twice; with
-``deterministic_cuda`` both were bit-exact. Here: that a CUDA choice switches it on, and that
---no-deterministic reaches the device choice of both commands.
+Without deterministic kernels a resumed CUDA run is not bit-exact (docs/benchmarks/gpu.md). Here:
+that a CUDA choice switches them on, and that --no-deterministic reaches the device choice of both
+commands.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def test_eps_network_is_the_network_itself_for_epsilon():
 
 def test_the_wrappers_schedule_table_lives_where_the_network_does():
     """A v network trained on CUDA crashed at its first preview grid: the wrapper's alpha_bar table
-    stayed on the CPU and was indexed with CUDA times (seen on an H200). The meta device stands in for
+    stayed on the CPU and was indexed with CUDA times (seen on a GPU). The meta device stands in for
     a GPU here: the wrapper must follow the network to any device."""
 
     class Net(torch.nn.Module):
