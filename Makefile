@@ -50,10 +50,12 @@ $(STAMP): runtime/pyproject.toml training/pyproject.toml export/pyproject.toml
 	$(PY) -m pip install --quiet -e ./runtime -e "./training[test]" -e ./export "$(ORT_PIN)"
 	touch $(STAMP)
 
+# The suite runs in one worker per core (pytest-xdist), a test file per worker so that module and
+# session fixtures are made once there; tests/conftest.py gives each worker one compute thread.
 test: install $(DATA) node
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 $(DATA):
 	@echo "Fashion-MNIST not found at $(DATA); installing Debian's dataset-fashion-mnist"

@@ -18,6 +18,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # data_helpers, cli_helpers, reference/
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n K`: K workers share the machine's cores; one compute thread each (set before torch and
+    # ONNX Runtime start their pools, and inherited by the commands tests start) keeps them from
+    # spinning against each other. The maths does not depend on the thread count.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
 from data_helpers import idx_bytes, make_checkpoint, make_images
 
 TINY_ONNX_ENV = "DDPM_TEST_TINY_ONNX"
