@@ -104,13 +104,15 @@ def test_a_checkpoint_whose_classes_do_not_fit_its_model_is_refused(capsys, tiny
 
 
 def canonical_facts(model: onnx.ModelProto) -> tuple[str, str, dict]:
-    """(structure sha256, weights sha256, ddpm metadata less the checkpoint's hash) of an exported model:
-    see legacy_tiny_unconditional_151d252.json for what each covers."""
+    """(structure sha256, weights sha256, ddpm metadata less the checkpoint's hash and the weights'
+    digest, which came later and follows from the weights) of an exported model: see
+    legacy_tiny_unconditional_151d252.json for what each covers."""
     model = copy.deepcopy(model)
     strip_source_locations(model)
     model.doc_string = ""
     document = json.loads(next(p.value for p in model.metadata_props if p.key == "ddpm"))
     del document["training"]["checkpoint_sha256"]
+    assert len(document["exporter"].pop("weights_sha256")) == 64
     del model.metadata_props[:]
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for initializer in model.graph.initializer:

@@ -72,7 +72,8 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path, case):
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Only rank 0 writes and reports.
     assert proc.stdout.count("stopped at step 5") == 1
-    assert sorted(p.name for p in ddp.iterdir()) == ["checkpoint.pt", "config.json", "loss.csv", "loss.png", "samples"]
+    expected = [".ddpm.lock", "checkpoint.pt", "config.json", "loss.csv", "loss.png", "samples"]  # rank 0 alone
+    assert sorted(p.name for p in ddp.iterdir()) == expected
 
     a, b = load_checkpoint(single / "checkpoint.pt"), load_checkpoint(ddp / "checkpoint.pt")
     assert a["step"] == b["step"] == 5

@@ -73,6 +73,14 @@ def test_eval_cli_on_small_files(capsys, tmp_path, monkeypatch):
     assert "held-out accuracy" in result.err  # trained now, then cached
     again = run_ddpm(capsys, "eval", samples, "--real", real)
     assert again.code == 0 and "cached" in again.out and "floor" in again.out
+    # a flipped byte in the cached classifier's weights: its digest fails, so it is trained again
+    (cached,) = (tmp_path / "cache").rglob("*.pt")
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    cached.write_bytes(bytes(data))
+    third = run_ddpm(capsys, "eval", samples, "--real", real, "--json")
+    assert third.code == 0 and "held-out accuracy" in third.err, third.err  # trained again
+    assert json.loads(third.out)["fid"] == report["fid"]  # the same seed trains the same classifier
 
 
 def test_eval_refuses_unlabelled_real_data_and_mismatched_shapes(capsys, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import os
 import torch
 
 from ddpm_runtime import contract
+from ddpm_runtime.external_data import weights_sha256
 
 from .errors import ExportError
 from .gate import DEFAULT_ATOL, ExportResult, gate_and_write, prepare_output, quiet_exporter
@@ -84,6 +85,8 @@ def to_onnx_proto(
     if group_norm_rewrite:
         group_norms_as_layer_norms(proto)
     exporter = {"onnx": onnx.__version__, "opset": written, "format": "onnx"}
+    # checked by ddpm-run whenever it opens the file: a damaged weight is one line, not quiet noise
+    exporter[contract.WEIGHTS_DIGEST_KEY] = weights_sha256(proto.SerializeToString())
     if target != "cpu":  # a default export's metadata has no target key (older readers know none)
         exporter["target"] = target
     metadata = source.metadata(exporter)

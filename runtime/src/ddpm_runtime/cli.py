@@ -181,8 +181,9 @@ def sample_command(
 ) -> None:
     """Generate images from MODEL (an ONNX file written by `ddpm export-onnx`)."""
     from .class_request import class_request
+    from .folder_lock import FolderLock
     from .generate import batch_ranges, generate_batches
-    from .jobs import Shard, file_sha256, job_spec, open_job
+    from .jobs import Shard, batch_shapes, file_sha256, job_spec, open_job, resample_damaged
     from .onnx_model import load_onnx_model
     from .outputs import check_output_folder
 
@@ -210,38 +211,48 @@ def sample_command(
     check_output_folder(out, overwrite, inputs=[model])
     ranges = batch_ranges(settings.num_images, settings.batch_size)
     outputs = {"labels": request.labels, "columns": request.per_class, "class_names": request.class_names}
-    spec = job_spec(file_sha256(model), settings, outputs, shard, len(ranges))
-    job = open_job(out, spec, resume)
-    wanted = list(shard.batches(len(ranges)) if shard else range(len(ranges)))
-    todo = [b for b in wanted if b not in job.finished()]
-    total_steps = settings.resolved_steps(num_timesteps)
-    part = f", shard {shard}: batches {wanted[0] + 1}..{wanted[-1] + 1}" if shard and wanted else ""
-    kept = f", {len(wanted) - len(todo)} already done" if len(todo) < len(wanted) else ""
-    click.echo(
-        f"{model}: {sampler}, {total_steps} steps, {settings.num_images} images in {len(ranges)} batch(es)"
-        f"{request.describe()}{part}{kept}, provider {eps_model.provider}",
-        err=True,
+    image = eps_model.metadata.image
+    spec = job_spec(
+        file_sha256(model), settings, outputs, shard, len(ranges), (image.height, image.width, image.channels)
     )
-    progress = _SamplingProgress([len(ranges[b]) for b in todo], total_steps)
-    for index, images in generate_batches(eps_model, eps_model.metadata, settings, todo, progress.step):
-        job.save(index, images)
-        progress.batch_done(index, len(ranges))
-    progress.close()
-    if shard is not None:
+    lock = FolderLock(out).acquire()  # one process per --out: a running job is refused, not taken for stopped
+    try:
+        job = open_job(out, spec, resume)
+        wanted = list(shard.batches(len(ranges)) if shard else range(len(ranges)))
+        shapes = batch_shapes(spec)
+        for index, reason in resample_damaged(job, {b: shapes[b] for b in wanted}).items():
+            click.echo(f"batch {index + 1}: {reason}; sampling it again", err=True)
+        todo = [b for b in wanted if b not in job.finished()]
+        total_steps = settings.resolved_steps(num_timesteps)
+        part = f", shard {shard}: batches {wanted[0] + 1}..{wanted[-1] + 1}" if shard and wanted else ""
+        kept = f", {len(wanted) - len(todo)} already done" if len(todo) < len(wanted) else ""
         click.echo(
-            f"shard {shard} done: {len(wanted)} batch(es) in {job.folder}; join all shards with `ddpm-run merge`"
+            f"{model}: {sampler}, {total_steps} steps, {settings.num_images} images in {len(ranges)} batch(es)"
+            f"{request.describe()}{part}{kept}, provider {eps_model.provider}",
+            err=True,
         )
-        return
-    _write_job_outputs([job], spec, out, write_csv)
+        progress = _SamplingProgress([len(ranges[b]) for b in todo], total_steps)
+        for index, images in generate_batches(eps_model, eps_model.metadata, settings, todo, progress.step):
+            job.save(index, images)
+            progress.batch_done(index, len(ranges))
+        progress.close()
+        if shard is not None:
+            click.echo(
+                f"shard {shard} done: {len(wanted)} batch(es) in {job.folder}; join all shards with `ddpm-run merge`"
+            )
+            return
+        _write_job_outputs([job], spec, out, write_csv, shapes)
+    finally:
+        lock.discard()  # what stays (outputs, or a stopped job's batches) needs no lock file beside it
 
 
-def _write_job_outputs(jobs, spec: dict, out: Path, write_csv: bool) -> None:
+def _write_job_outputs(jobs, spec: dict, out: Path, write_csv: bool, shapes: dict) -> None:
     """The finished batches of the job (or, for merge, of the shards' jobs) as one run's outputs; then
     the job folders go."""
     from .jobs import job_images
     from .outputs import write_samples
 
-    images = job_images(jobs, spec)
+    images = job_images(jobs, spec, shapes)
     labels, columns, names = (spec["outputs"][key] for key in ("labels", "columns", "class_names"))
     write_samples(out, images, write_csv, labels=labels, columns=columns, class_names=names and tuple(names))
     for j in jobs:
@@ -299,12 +310,12 @@ def _clock(seconds: float) -> str:
 def merge_command(shards, out, write_csv, overwrite) -> None:
     """Join the output folders of `ddpm-run sample --shard K/N` (all N, any order) into the outputs one
     uninterrupted run writes, byte for byte; the shards' job folders are removed after."""
-    from .jobs import merge_shards
+    from .jobs import batch_shapes, merge_shards
     from .outputs import check_output_folder
 
     spec, jobs = merge_shards(list(shards))
     check_output_folder(out, overwrite)
-    _write_job_outputs(jobs, spec, out, write_csv)
+    _write_job_outputs(jobs, spec, out, write_csv, batch_shapes(spec))
 
 
 @cli.command("web")

@@ -23,6 +23,9 @@ import numpy as np
 METADATA_KEY = "ddpm"  # ONNX metadata_props key of the JSON document
 METADATA_FILE = "ddpm.json"  # the same document inside a TorchScript archive (_extra_files)
 METADATA_FORMAT_VERSION = 1  # bump when a reader of the previous version would misread a new file
+# the "exporter" entry's sha256 of the graph's initializers (external_data.weights_sha256); files
+# exported before it have none and are read without the check
+WEIGHTS_DIGEST_KEY = "weights_sha256"
 BATCH_AXIS = "batch"  # the name of the dynamic first axis of every input and output
 
 IMAGE_DIMS = ("channels", "height", "width")  # filled from the metadata's image spec

@@ -111,3 +111,19 @@ def external_data_locations(model_bytes: bytes) -> list[str]:
         if number == 7 and payload is not None:
             locations.extend(_graph_locations(payload))
     return locations
+
+
+def weights_sha256(model: bytes | memoryview) -> str:
+    """sha256 over the serialized initializers of the model's main graph (GraphProto.initializer = 5,
+    .sparse_initializer = 15), in file order: what ``ddpm export-onnx`` writes into the metadata and
+    ``ddpm-run`` checks when it opens a file. Independent of the metadata, which lives outside the graph."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for number, graph in _fields(memoryview(model)):
+        if number == 7 and graph is not None:
+            for field, tensor in _fields(graph):
+                if field in (5, 15) and tensor is not None:
+                    digest.update(b"%d:%d:" % (field, len(tensor)))
+                    digest.update(tensor)
+    return digest.hexdigest()

@@ -1,9 +1,13 @@
 """A sampling job on disk: what it samples and the batches it has finished. A stopped job resumes from
 them, and the shards of a job split over processes or machines are merged into the outputs of one run.
 
-    OUT/.ddpm-run-job/job.json            the model file's sha256, the sampling settings, the shard
+    OUT/.ddpm-run-job/job.json            the model file's sha256, the sampling settings, the shard,
+                                          and the sha256 of every finished batch file
     OUT/.ddpm-run-job/batch-NNNNNN.npy    uint8 (count, H, W, C): the images of batch N of
                                           generate.batch_ranges, each written atomically when done
+
+A finished batch is trusted only if its file reads back with the shape, dtype and digest recorded for
+it; one that does not (cut short, a flipped byte) is sampled again on --resume.
 
 Image i's noise depends only on (seed, i) and the batches are the same ones in every split of the job,
 so a resumed job and merged shards hold the very images one uninterrupted run makes. When a job's
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -25,6 +30,7 @@ import numpy as np
 
 from .errors import UserError
 from .files import write_atomic, write_error
+from .generate import batch_ranges
 
 JOB_FOLDER = ".ddpm-run-job"
 JOB_FILE = "job.json"
@@ -64,8 +70,11 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def job_spec(model_sha256: str, settings, outputs: dict, shard: Shard | None, num_batches: int) -> dict:
-    """What a job is, as JSON: two runs may share batches only if these are equal (shard aside)."""
+def job_spec(
+    model_sha256: str, settings, outputs: dict, shard: Shard | None, num_batches: int, image: tuple[int, int, int]
+) -> dict:
+    """What a job is, as JSON: two runs may share batches only if these are equal (shard aside).
+    ``image``: (H, W, C) of every sample, what each batch file must hold."""
     return {
         "format": "ddpm-run-job",
         "version": 1,
@@ -74,7 +83,16 @@ def job_spec(model_sha256: str, settings, outputs: dict, shard: Shard | None, nu
         "outputs": json.loads(json.dumps(outputs)),  # labels, grid columns and class names of the samples
         "num_batches": num_batches,
         "shard": None if shard is None else [shard.index, shard.count],
+        "image": list(image),
     }
+
+
+def batch_shapes(spec: dict) -> dict[int, tuple]:
+    """The shape each batch file of the job must have: (count, H, W, C); H, W, C are None for a job.json
+    older than the image entry."""
+    settings = spec["settings"]
+    image = tuple(spec.get("image") or (None, None, None))
+    return {i: (len(r), *image) for i, r in enumerate(batch_ranges(settings["num_images"], settings["batch_size"]))}
 
 
 def spec_differences(saved: dict, wanted: dict) -> list[str]:
@@ -94,6 +112,7 @@ class SamplingJob:
     def __init__(self, out: str | os.PathLike):
         self.out = Path(out)
         self.folder = self.out / JOB_FOLDER
+        self.spec: dict | None = None  # job.json as written, with its "batches" digests
 
     def read_spec(self) -> dict | None:
         path = self.folder / JOB_FILE
@@ -105,6 +124,7 @@ class SamplingJob:
             raise UserError(f"{path}: not a readable sampling job ({exc})") from None
         if not isinstance(spec, dict) or spec.get("format") != "ddpm-run-job" or spec.get("version") != 1:
             raise UserError(f"{path}: not a ddpm-run sampling job of a version this ddpm-run reads")
+        self.spec = spec
         return spec
 
     def start(self, spec: dict) -> None:
@@ -112,7 +132,8 @@ class SamplingJob:
         created = [p for p in (self.folder, self.out) if not p.exists()]
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.folder / JOB_FILE, lambda f: f.write(json.dumps(spec, indent=1).encode()))
+            self.spec = {**spec, "batches": {}}
+            self._write_spec()
         except (OSError, UserError) as exc:
             for path in created:
                 with contextlib.suppress(OSError):
@@ -120,6 +141,9 @@ class SamplingJob:
             if isinstance(exc, UserError):
                 raise
             raise UserError(write_error(self.folder, exc)) from None
+
+    def _write_spec(self) -> None:
+        write_atomic(self.folder / JOB_FILE, lambda f: f.write(json.dumps(self.spec, indent=1).encode()))
 
     def finished(self) -> set[int]:
         if not self.folder.is_dir():
@@ -130,7 +154,38 @@ class SamplingJob:
         return self.folder / f"batch-{index:06d}.npy"
 
     def save(self, index: int, images: np.ndarray) -> None:
-        write_atomic(self.batch_path(index), lambda f: np.save(f, images, allow_pickle=False))
+        """The batch's file, then its digest in job.json (a file without one is not trusted)."""
+        buffer = io.BytesIO()
+        np.save(buffer, images, allow_pickle=False)
+        data = buffer.getvalue()
+        write_atomic(self.batch_path(index), lambda f: f.write(data))
+        if "batches" in self.spec:  # a job started before batch digests keeps its job.json as it was
+            self.spec["batches"][str(index)] = hashlib.sha256(data).hexdigest()
+        self._write_spec()
+
+    def problem(self, index: int, shape: tuple[int, ...]) -> str | None:
+        """Why the finished batch ``index`` cannot be trusted (None: it can): unreadable, another shape
+        or dtype than ``shape`` uint8, or bytes that differ from the digest recorded when it was written."""
+        path = self.batch_path(index)
+        digests = (self.spec or {}).get("batches")  # None: a job.json older than batch digests
+        recorded = None if digests is None else digests.get(str(index))
+        if digests is not None and recorded is None:
+            return "no digest was recorded for it (it was being written when the job stopped)"
+        try:
+            data = path.read_bytes()
+            images = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            return f"unreadable ({' '.join(str(exc).split())[:80]})"
+        fits = images.ndim == len(shape) and all(w is None or w == h for h, w in zip(images.shape, shape, strict=True))
+        if images.dtype != np.uint8 or not fits:
+            return f"holds {images.dtype} {list(images.shape)}, not uint8 {list(shape)}"
+        if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+            return "its bytes do not match the digest recorded when it was written"
+        return None
+
+    def drop(self, index: int) -> None:
+        self.batch_path(index).unlink(missing_ok=True)
+        (self.spec or {}).get("batches", {}).pop(str(index), None)
 
     def load(self, index: int) -> np.ndarray:
         path = self.batch_path(index)
@@ -166,10 +221,32 @@ def open_job(out: str | os.PathLike, spec: dict, resume: bool) -> SamplingJob:
     return job
 
 
-def job_images(jobs: list[SamplingJob], spec: dict) -> np.ndarray:
-    """Every batch of the job ``spec`` describes, in order, from whichever of ``jobs`` finished it."""
+def resample_damaged(job: SamplingJob, shapes: dict[int, tuple[int, ...]]) -> dict[int, str]:
+    """Drop the finished batches among ``shapes`` (index -> expected shape) that cannot be trusted, so
+    that they are sampled again; returns why, per batch."""
+    damaged = {}
+    for index in sorted(job.finished() & set(shapes)):
+        reason = job.problem(index, shapes[index])
+        if reason is not None:
+            damaged[index] = reason
+            job.drop(index)
+    return damaged
+
+
+def job_images(jobs: list[SamplingJob], spec: dict, shapes: dict[int, tuple[int, ...]]) -> np.ndarray:
+    """Every batch of the job ``spec`` describes, in order, from whichever of ``jobs`` finished it,
+    each checked against its expected shape (``shapes``) and recorded digest."""
     by_batch = {index: job for job in jobs for index in job.finished()}
-    return np.concatenate([by_batch[index].load(index) for index in range(spec["num_batches"])])
+    images = []
+    for index in range(spec["num_batches"]):
+        job = by_batch[index]
+        reason = job.problem(index, shapes[index])
+        if reason is not None:
+            raise UserError(
+                f"{job.batch_path(index)}: damaged ({reason}); run its job again with --resume to sample it again"
+            )
+        images.append(job.load(index))
+    return np.concatenate(images)
 
 
 def merge_shards(folders: list[Path]) -> tuple[dict, list[SamplingJob]]:

@@ -15,7 +15,7 @@ import numpy as np
 from . import contract
 from .devices import DEVICES
 from .errors import UserError
-from .external_data import WireError, external_data_locations
+from .external_data import WireError, external_data_locations, weights_sha256
 from .metadata import ModelMetadata
 from .row_split import physical_cores, run_split
 
@@ -59,6 +59,13 @@ def read_model_bytes(path: str | os.PathLike) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def check_weights(path: Path, model_bytes: bytes, metadata) -> None:
+    """The weights are the ones the exporter wrote (their sha256 in the metadata), where it recorded one."""
+    recorded = metadata.exporter.get(contract.WEIGHTS_DIGEST_KEY)
+    if recorded is not None and weights_sha256(model_bytes) != recorded:
+        raise UserError(f"{path}: its weights do not match the digest in its metadata: damaged; export it again")
 
 
 def check_external_data(path: Path, model_bytes: bytes) -> None:
@@ -120,6 +127,7 @@ def load_onnx_model(path: str | os.PathLike, device: str = "auto", threads: int 
         )
     metadata = read_metadata(path, session)
     check_signature(path, session, metadata)
+    check_weights(path, model_bytes, metadata)
     provider = session.get_providers()[0]
     row_sessions = ()
     if provider == CPU and threads is None and physical_cores() > 1:

@@ -10,6 +10,7 @@ from ..distill.config import LOSSES, ONE_CALL_TEACHER_CALLS, TARGETS, DistillCon
 from ..distill.run import DEFAULT_DISTILL_FOLDER, DISTILL_DEFAULTS
 from ..distill.targets import PSEUDO_HUBER_C
 from ..train.compute import DEFAULT_LAYOUT, DEFAULT_PRECISION
+from ..train.config import TrainConfig
 from .common import compute_options, print_summary, run_with_progress
 
 _D = DistillConfig()
@@ -86,6 +87,12 @@ _D = DistillConfig()
     help=f"Steps between checkpoints and sample grids.  [default: {DISTILL_DEFAULTS['checkpoint_every']}]",
 )
 @click.option("--seed", type=int, default=None, help="Seed of the starting noises.  [default: 0]")
+@click.option(
+    "--keep-last",
+    type=int,
+    default=None,
+    help=f"As for ddpm train.  [default: {TrainConfig.keep_last}]",
+)
 @compute_options
 @click.pass_context
 def distill_command(

@@ -17,7 +17,7 @@ from ..train.compute import DEFAULT_LAYOUT, DEFAULT_PRECISION
 from ..train.config import STOP_FIELDS, TrainConfig
 from ..train.distributed import DistInfo, choose_device
 from ..train.run_folder import RunFolder
-from ..train.session import Callbacks, RunSummary, resumed_train_config, run_compute, run_in_folder
+from ..train.session import Callbacks, RunSummary, holding, resumed_train_config, run_compute, run_in_folder
 from ..train.trainer import Trainer
 from .config import DistillConfig, default_teacher_calls
 from .distiller import student_trainer
@@ -86,26 +86,26 @@ def run_distill(request: DistillRequest, callbacks: Callbacks | None = None) -> 
         train_config = _new_train_config(request, teacher)
         config.check(train_config.batch_size)
         folder = RunFolder(request.out or DEFAULT_DISTILL_FOLDER)
-    folder.check(request.resume)  # before the timing: a taken folder is refused at once
-    compute = run_compute(
-        request.precision,
-        request.layout,
-        train_config,
-        checkpoint,
-        teacher.model_config,
-        teacher.schedule_config,
-        device,
-        info,
-    )
-    train_config = replace(train_config, bf16=compute.bf16, channels_last=compute.channels_last)
-    times = None
-    if checkpoint is not None and config.fits_times:
-        times = checkpoint["distill"]["timesteps"][str(config.calls)]
-    trainer: Trainer = student_trainer(teacher, train_config, config, device, times)
-    trainer.compute = compute
-    if checkpoint is not None:
-        trainer.load_state_dict(checkpoint, str(request.resume))
-    return run_in_folder(trainer, folder, checkpoint, request.resume, callbacks, info)
+    with holding(folder, request.resume, info):  # before the timing: a taken folder is refused at once
+        compute = run_compute(
+            request.precision,
+            request.layout,
+            train_config,
+            checkpoint,
+            teacher.model_config,
+            teacher.schedule_config,
+            device,
+            info,
+        )
+        train_config = replace(train_config, bf16=compute.bf16, channels_last=compute.channels_last)
+        times = None
+        if checkpoint is not None and config.fits_times:
+            times = checkpoint["distill"]["timesteps"][str(config.calls)]
+        trainer: Trainer = student_trainer(teacher, train_config, config, device, times)
+        trainer.compute = compute
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint, str(request.resume))
+        return run_in_folder(trainer, folder, checkpoint, request.resume, callbacks, info)
 
 
 def _new_config(request: DistillRequest, teacher: dict) -> DistillConfig:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ddpm_runtime.images import to_model_range
 
 from ..data import ImageData
+from ..digest import DIGEST_KEY, content_digest
 from ..errors import TrainingError
 from .lenet import LeNet, LeNetConfig
 
@@ -118,17 +119,15 @@ def _save(path: Path, model: LeNet, accuracy: float, data: ImageData) -> None:
 
     ensure_writable_dir(path.parent)
     buffer = io.BytesIO()
-    torch.save(
-        {
-            "format": CACHE_FORMAT,
-            "version": CACHE_VERSION,
-            "config": model.config.to_dict(),
-            "state_dict": model.state_dict(),
-            "accuracy": accuracy,
-            "data_fingerprint": data.fingerprint,
-        },
-        buffer,
-    )
+    saved = {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": model.state_dict(),
+        "accuracy": accuracy,
+        "data_fingerprint": data.fingerprint,
+    }
+    torch.save({**saved, DIGEST_KEY: content_digest(saved)}, buffer)
     with atomic_output(path) as handle:
         handle.write(buffer.getbuffer())
 
@@ -141,6 +140,8 @@ def _load(path: Path, config: LeNetConfig) -> FeatureClassifier | None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if saved.get("format") != CACHE_FORMAT or saved.get("version") != CACHE_VERSION:
             return None
+        if DIGEST_KEY in saved and content_digest(saved) != saved[DIGEST_KEY]:
+            return None  # damaged: trained again and replaced
         model = LeNet(config)
         model.load_state_dict(saved["state_dict"])
     except Exception:  # a damaged cache file is not the user's error: retrain

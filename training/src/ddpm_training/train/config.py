@@ -67,6 +67,11 @@ class TrainConfig:
     log_every: int = option(10, "Steps between loss readings (averaged over those steps).")
     num_preview: int = option(16, "Images in each sample grid.")
     preview_steps: int = option(20, "Model calls per sample-grid image (ddpm-run's default sampler).")
+    keep_last: int = option(
+        2,
+        "Checkpoints kept: the latest as checkpoint.pt and the N-1 before it as checkpoint-STEP.pt, each "
+        "removed only once a newer one is written and read back whole.",
+    )
 
     MATH_FIELDS = (
         "batch_size",
@@ -100,7 +105,7 @@ class TrainConfig:
             if value is None or value <= 0:
                 raise TrainingError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
-        for name in ("batch_size", "lr", "checkpoint_every", "log_every", "num_preview", "preview_steps"):
+        for name in ("batch_size", "lr", "checkpoint_every", "log_every", "num_preview", "preview_steps", "keep_last"):
             positive(name)
         for name in ("epochs", "max_steps", "max_minutes"):
             positive(name, allow_none=True)

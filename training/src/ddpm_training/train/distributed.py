@@ -76,3 +76,14 @@ def all_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(value)
         value /= info.world_size
     return value
+
+
+def rank0_error(error: str | None, info: DistInfo) -> str | None:
+    """Rank 0's error (None: none) on every process, so that all of them stop with its one line where
+    rank 0 alone could not go on (its lock was refused, its disk is full) instead of failing later in
+    a collective the others wait in. Every process must call it at the same point."""
+    if not info.enabled:
+        return error
+    message = [error]
+    dist.broadcast_object_list(message, src=0)
+    return message[0]

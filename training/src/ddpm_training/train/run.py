@@ -10,7 +10,7 @@ from .compute import layout_name, precision_name
 from .data_objective import data_trainer
 from .distributed import DistInfo, init_from_env, shutdown
 from .run_folder import RunFolder
-from .session import Callbacks, RunSummary, run_compute, run_in_folder
+from .session import Callbacks, RunSummary, holding, run_compute, run_in_folder
 from .settings import TrainRequest, data_limit, resolve_classes, resolve_settings
 
 
@@ -30,31 +30,31 @@ def _run(request: TrainRequest, callbacks: Callbacks, info: DistInfo, device) ->
     classes = resolve_classes(request, checkpoint, data)
     settings = resolve_settings(request, checkpoint, data.channels, data.image_size, classes)
     folder = RunFolder(settings.folder)
-    # Every process checks, so all of them fail alike on a bad folder instead of rank 0 exiting and
-    # the others dying on a broken process group. Nothing is created until every input is validated.
-    folder.check(request.resume)
-    config = settings.train_config
-    options = request.train_options  # a library caller may set bf16 / channels_last directly
-    precision = precision_name(config.bf16) if "bf16" in options else request.precision
-    layout = layout_name(config.channels_last) if "channels_last" in options else request.layout
-    compute = run_compute(
-        precision, layout, config, checkpoint, settings.model_config, settings.schedule_config, device, info
-    )
-    train_config = replace(config, bf16=compute.bf16, channels_last=compute.channels_last)
-    trainer = data_trainer(
-        settings.model_config,
-        settings.schedule_config,
-        train_config,
-        data,
-        device=device,
-        dist_info=info,
-        classes=settings.classes,
-    )
-    trainer.data_info["limit"] = limit
-    trainer.compute = compute
-    if checkpoint is not None:
-        trainer.load_state_dict(checkpoint, source=str(request.resume))
-    return run_in_folder(trainer, folder, checkpoint, request.resume, callbacks, info)
+    # Nothing is created until every input is validated; the folder's lock, and under it the check
+    # that refuses a folder holding another run, come first.
+    with holding(folder, request.resume, info):
+        config = settings.train_config
+        options = request.train_options  # a library caller may set bf16 / channels_last directly
+        precision = precision_name(config.bf16) if "bf16" in options else request.precision
+        layout = layout_name(config.channels_last) if "channels_last" in options else request.layout
+        compute = run_compute(
+            precision, layout, config, checkpoint, settings.model_config, settings.schedule_config, device, info
+        )
+        train_config = replace(config, bf16=compute.bf16, channels_last=compute.channels_last)
+        trainer = data_trainer(
+            settings.model_config,
+            settings.schedule_config,
+            train_config,
+            data,
+            device=device,
+            dist_info=info,
+            classes=settings.classes,
+        )
+        trainer.data_info["limit"] = limit
+        trainer.compute = compute
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint, source=str(request.resume))
+        return run_in_folder(trainer, folder, checkpoint, request.resume, callbacks, info)
 
 
 __all__ = ["Callbacks", "RunSummary", "TrainRequest", "run_training"]

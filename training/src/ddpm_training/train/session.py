@@ -3,13 +3,16 @@ resume, and its life in a run folder (previews, checkpoints, clean-up after a fa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed
 
+from ddpm_runtime.errors import UserError
 from ddpm_runtime.files import check_free_space
 from ddpm_runtime.schedule import NoiseSchedule, ScheduleConfig
 
@@ -18,7 +21,7 @@ from ..errors import TrainingError
 from ..model.config import UNetConfig
 from .compute import ComputeChoice, Timer, choose_compute, detect_capabilities, layout_name, precision_name, step_timer
 from .config import STOP_FIELDS, TrainConfig
-from .distributed import DistInfo
+from .distributed import DistInfo, rank0_error
 from .loop import fit
 from .run_folder import RunFolder
 from .trainer import LogRecord, Trainer
@@ -100,6 +103,35 @@ def rank0_timings(timer: Timer, info: DistInfo, device) -> Timer:
     return shared
 
 
+@contextmanager
+def holding(folder: RunFolder, resume: Path | None, info: DistInfo) -> Iterator[None]:
+    """The run's life in ``folder``: rank 0 takes its lock (one process per run folder) and, under it,
+    refuses a folder that holds another run; a refusal is every process's one line. If the run fails
+    before its first checkpoint, what it created goes again. The lock goes with the process."""
+    error = None
+    if info.is_main:
+        try:
+            folder.lock.acquire()
+            folder.check(resume)
+        except UserError as exc:
+            folder.lock.discard()
+            error = str(exc)
+            if not info.enabled:
+                raise
+    error = rank0_error(error, info)
+    if error is not None:
+        raise TrainingError(error)
+    try:
+        yield
+    except BaseException:
+        if info.is_main and not folder.checkpoint_path.exists():
+            folder.remove_empty(folder.created)
+            folder.lock.discard()
+        raise
+    finally:
+        folder.lock.release()
+
+
 def run_in_folder(
     trainer: Trainer,
     folder: RunFolder,
@@ -108,19 +140,15 @@ def run_in_folder(
     callbacks: Callbacks,
     info: DistInfo,
 ) -> RunSummary:
-    """Train in ``folder`` (already checked): create it, run, and if the run fails before its first
-    checkpoint, take back the folders it created."""
+    """Train in ``folder`` (held, see ``holding``): create what it needs, run, write, summarise."""
     if checkpoint is not None:
         # The next checkpoint is about this size and is written beside the old one: a full disk is
         # found now, not after the training it was to keep.
         check_free_space(folder.checkpoint_path, Path(resume).stat().st_size)
-    created = folder.prepare()
-    try:
-        return _train_in_folder(trainer, folder, checkpoint, callbacks, info)
-    except BaseException:
-        if info.is_main and not folder.checkpoint_path.exists():
-            folder.remove_empty(created)
-        raise
+        if folder.checkpoint_path.exists() and os.path.samefile(folder.checkpoint_path, resume):
+            folder.written_step = int(checkpoint["step"])  # so the next write keeps it as checkpoint-STEP.pt
+    folder.prepare()
+    return _train_in_folder(trainer, folder, checkpoint, callbacks, info)
 
 
 def _train_in_folder(
@@ -136,10 +164,19 @@ def _train_in_folder(
     last_samples: list[Path] = []
 
     def on_checkpoint(t: Trainer) -> None:
+        error = None
         if info.is_main:
-            last_samples.append(folder.write(t))
-            if callbacks.on_checkpoint is not None:
-                callbacks.on_checkpoint(t.step)
+            try:
+                last_samples.append(folder.write(t))
+            except UserError as exc:  # a full disk, say: every rank stops with its line, not in gloo
+                if not info.enabled:
+                    raise
+                error = str(exc)
+        error = rank0_error(error, info)
+        if error is not None:
+            raise TrainingError(error)
+        if info.is_main and callbacks.on_checkpoint is not None:
+            callbacks.on_checkpoint(t.step)
 
     reason = fit(trainer, callbacks.on_log, callbacks.on_step, on_checkpoint, callbacks.should_stop)
     if info.enabled:
