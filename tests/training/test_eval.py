@@ -46,6 +46,10 @@ def test_fid_ranks_real_noisy_blurred_uniform_on_fashion_mnist():
     fids = [reports[name].fid for name in cases]
     assert fids == sorted(fids), fids  # measured: 2.2 < 3.2 < 77.6 < 672.6, floor 1.5
     assert reports["real test images"].fid < 2 * reports["real test images"].fid_floor + 1
+    kids = [reports[name].kid for name in cases]
+    assert kids == sorted(kids), kids  # KID ranks them as FID does
+    floor = reports["real test images"]
+    assert abs(floor.kid_floor) <= 3 * floor.kid_floor_std  # real against real: zero within its spread
     assert reports["uniform noise"].recall == 0.0 and reports["real test images"].recall > 0.8
     hist = reports["real test images"].sample_classes
     assert len(hist) == 10 and max(hist) < 0.2  # balanced classes in, balanced histogram out

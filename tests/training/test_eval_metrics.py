@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ddpm_training.evaluation.metrics import class_histogram, fid, frechet_distance, precision_recall
+from ddpm_training.evaluation.metrics import (
+    class_histogram,
+    fid,
+    frechet_distance,
+    kid,
+    mmd2_unbiased,
+    precision_recall,
+)
 
 
 def test_frechet_distance_closed_form():
@@ -50,3 +57,41 @@ def test_precision_recall_on_constructed_sets():
 
 def test_class_histogram():
     np.testing.assert_allclose(class_histogram(np.array([0, 0, 2, 2, 2, 1]), 4), [2 / 6, 1 / 6, 3 / 6, 0.0])
+
+
+def reference_mmd2(x, y):
+    """The unbiased MMD^2 with k(a, b) = (a . b / d + 1)^3, written out pair by pair."""
+    d = x.shape[1]
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / d + 1.0) ** 3
+
+    m, n = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2.0 * xy
+
+
+def test_mmd2_against_the_pairwise_sum_written_out():
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((7, 3)) + 0.5
+    assert mmd2_unbiased(x, y) == pytest.approx(reference_mmd2(x, y), rel=1e-12)
+    assert mmd2_unbiased(x, x[::-1]) == pytest.approx(reference_mmd2(x, x), abs=1e-12)
+
+
+def test_kid_is_zero_within_its_spread_for_one_distribution_and_far_from_it_for_two():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((400, 8)), rng.standard_normal((400, 8))
+    mean, std = kid(a, b)
+    assert std > 0 and abs(mean) <= 2 * std  # unbiased: no offset at n = 400
+    shifted, spread = kid(a, b + 1.0)
+    assert shifted > 10 * spread and shifted > 20 * abs(mean)
+
+
+def test_kid_subsets_are_half_the_smaller_set():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((10, 2)), rng.standard_normal((1, 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        kid(a, b)
+    assert np.isfinite(kid(a, rng.standard_normal((4, 2)), subsets=3)[0])

@@ -10,7 +10,7 @@ import numpy as np
 from ..data import ImageData
 from ..errors import TrainingError
 from .classifier import FeatureClassifier, default_cache_dir, features_and_predictions
-from .metrics import DEFAULT_K, class_histogram, fid, precision_recall
+from .metrics import DEFAULT_K, class_histogram, fid, kid, precision_recall
 
 DEFAULT_SEED = 0  # seeds the feature classifier's training and the choice of real subsets
 
@@ -32,6 +32,10 @@ class EvalReport:
     num_reference: int  # real images the reference statistics come from
     fid: float  # samples vs reference, LeNet features
     fid_floor: float  # n held-out real images vs the same reference: the best a model can hope for at this n
+    kid: float  # samples vs reference (metrics.kid): mean over subsets
+    kid_std: float  # its standard deviation over the subsets
+    kid_floor: float  # the n held-out real images vs the same reference
+    kid_floor_std: float
     precision: float
     recall: float
     floor_precision: float
@@ -108,6 +112,7 @@ def evaluate(
     pr_real = ref_feats[:n]
     precision, recall = precision_recall(pr_real, sample_feats, k)
     floor_precision, floor_recall = precision_recall(pr_real, floor_feats, k)
+    kid_value, kid_floor = kid(sample_feats, ref_feats, seed=seed), kid(floor_feats, ref_feats, seed=seed)
     agreement, per_class = None, None
     if samples.labels is not None:
         agreement = float(np.mean(sample_preds == samples.labels))
@@ -120,6 +125,10 @@ def evaluate(
         num_reference=len(reference_idx),
         fid=fid(sample_feats, ref_feats),
         fid_floor=fid(floor_feats, ref_feats),
+        kid=kid_value[0],
+        kid_std=kid_value[1],
+        kid_floor=kid_floor[0],
+        kid_floor_std=kid_floor[1],
         precision=precision,
         recall=recall,
         floor_precision=floor_precision,

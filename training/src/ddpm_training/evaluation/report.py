@@ -26,6 +26,10 @@ def report_lines(
         f"(floor, {report.num_samples} real vs the same reference: {report.fid_floor:.3f})"
     )
     lines.append(
+        f"KID x1e3:   {1e3 * report.kid:.2f} +- {1e3 * report.kid_std:.2f}   "
+        f"(floor: {1e3 * report.kid_floor:.2f} +- {1e3 * report.kid_floor_std:.2f}; mean +- std over subsets)"
+    )
+    lines.append(
         f"precision:  {report.precision:.3f}   recall: {report.recall:.3f}   "
         f"(k={report.k}; real vs real: {report.floor_precision:.3f} / {report.floor_recall:.3f})"
     )
