@@ -74,16 +74,20 @@ def test_eval_cli_on_small_files(capsys, tmp_path, monkeypatch):
     report = json.loads(result.out)
     assert report["num_samples"] == 40 and report["fid"] >= 0 and 0 <= report["precision"] <= 1
     assert len(report["sample_classes"]) == 2
-    assert "held-out accuracy" in result.err  # trained now, then cached
+    assert report["feature_network"] == "cnn" and report["kid_std"] >= 0
+    lenet = report["lenet"]  # the space of earlier tables, second
+    assert lenet["num_samples"] == 40 and lenet["fid"] >= 0 and lenet["fid"] != report["fid"]
+    assert "(cnn): epoch 10" in result.err and "(lenet): epoch 3" in result.err  # trained now, then cached
     again = run_ddpm(capsys, "eval", samples, "--real", real)
-    assert again.code == 0 and "cached" in again.out and "floor" in again.out
+    assert again.code == 0 and "features:   CNN (cached" in again.out and "floor" in again.out
+    assert "LeNet:      FID" in again.out and "KID x1e3" in again.out
     # a flipped byte in the cached classifier's weights: its digest fails, so it is trained again
-    (cached,) = (tmp_path / "cache").rglob("*.pt")
+    (cached,) = (tmp_path / "cache").rglob("cnn-*.pt")
     data = bytearray(cached.read_bytes())
     data[len(data) // 2] ^= 0x01
     cached.write_bytes(bytes(data))
     third = run_ddpm(capsys, "eval", samples, "--real", real, "--json")
-    assert third.code == 0 and "held-out accuracy" in third.err, third.err  # trained again
+    assert third.code == 0 and "(cnn): epoch" in third.err and "(lenet)" not in third.err, third.err
     assert json.loads(third.out)["fid"] == report["fid"]  # the same seed trains the same classifier
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .classifier import FeatureClassifier
+from .cnn import FeatureCNN
 from .evaluate import EvalReport
 
 
@@ -19,7 +20,8 @@ def report_lines(
     lines.append(f"samples:    {report.num_samples} images from {samples_source}")
     lines.append(f"real:       {num_real} images from {real_source}; reference statistics from {report.num_reference}")
     lines.append(
-        f"features:   LeNet ({origin}: {classifier.cache_path}), held-out accuracy {report.classifier_accuracy:.1%}"
+        f"features:   {_name(classifier)} ({origin}: {classifier.cache_path}), held-out accuracy "
+        f"{report.classifier_accuracy:.1%}"
     )
     lines.append(
         f"FID:        {report.fid:.3f}   "
@@ -55,3 +57,19 @@ def report_lines(
             )
 
     return lines
+
+
+def secondary_lines(network: str, report: EvalReport, classifier: FeatureClassifier) -> list[str]:
+    """The figures in another feature space, in two lines (the LeNet's, for earlier tables)."""
+    origin = "cached" if classifier.from_cache else "trained now"
+    return [
+        f"{_name(classifier)}:      FID {report.fid:.3f} (floor {report.fid_floor:.3f})   KID x1e3 "
+        f"{1e3 * report.kid:.2f} +- {1e3 * report.kid_std:.2f} (floor {1e3 * report.kid_floor:.2f} +- "
+        f"{1e3 * report.kid_floor_std:.2f})",
+        f"            in the {network} features of earlier tables ({origin}, held-out accuracy "
+        f"{report.classifier_accuracy:.1%})",
+    ]
+
+
+def _name(classifier: FeatureClassifier) -> str:
+    return "CNN" if isinstance(classifier.model, FeatureCNN) else "LeNet"
