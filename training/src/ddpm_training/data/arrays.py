@@ -18,10 +18,21 @@ from ..errors import TrainingError
 # Keys tried in order for the images and labels of an .npz archive.
 _IMAGE_KEYS = ("x_train", "images", "arr_0", "x")
 _LABEL_KEYS = ("y_train", "labels", "arr_1", "y")
+TEST_KEYS = ("x_test", "y_test")  # keras' mnist.npz and fashion_mnist layouts: the test split
 
 
-def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
-    """(images, labels or None, class names or None: ``class_names``, as ``ddpm-run sample --class`` writes)."""
+def has_test_split(path: Path) -> bool:
+    """Whether an .npz archive holds a labelled test split (TEST_KEYS)."""
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            return isinstance(loaded, np.lib.npyio.NpzFile) and all(key in loaded.files for key in TEST_KEYS)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError):
+        return False
+
+
+def load_array_file(path: Path, split: str = "train") -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
+    """(images, labels or None, class names or None: ``class_names``, as ``ddpm-run sample --class`` writes).
+    ``split="test"``: the archive's TEST_KEYS arrays instead."""
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -31,12 +42,13 @@ def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[st
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())
-            image_key = next((k for k in _IMAGE_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
+            image_keys, label_keys = (TEST_KEYS[:1], TEST_KEYS[1:]) if split == "test" else (_IMAGE_KEYS, _LABEL_KEYS)
+            image_key = next((k for k in image_keys if k in keys), keys[0] if len(keys) == 1 else None)
             if image_key is None:
-                raise TrainingError(f"{path}: no image array found (looked for {', '.join(_IMAGE_KEYS)}; has {keys})")
+                raise TrainingError(f"{path}: no image array found (looked for {', '.join(image_keys)}; has {keys})")
             try:
                 images = loaded[image_key]
-                label_key = next((k for k in _LABEL_KEYS if k in keys), None)
+                label_key = next((k for k in label_keys if k in keys), None)
                 labels = loaded[label_key] if label_key else None
                 names = loaded["class_names"] if "class_names" in keys else None
             except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:

@@ -59,12 +59,22 @@ def labels_path_for(images_path: Path) -> Path | None:
     return None
 
 
-def find_idx_images(folder: Path) -> Path | None:
-    """The training images of an MNIST-layout folder (train-images-idx3-ubyte, raw or .gz), if any."""
-    for name in ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "train-images.idx3-ubyte"):
+def find_idx_images(folder: Path, split: str = "train") -> Path | None:
+    """The images of one split of an MNIST-layout folder ("train": train-images-idx3-ubyte, "test":
+    t10k-images-idx3-ubyte; raw or .gz), if any."""
+    prefix = {"train": "train", "test": "t10k"}[split]
+    for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-images.idx3-ubyte"):
         if (folder / name).is_file():
             return folder / name
     return None
+
+
+def test_images_beside(train_images: Path) -> Path | None:
+    """train-images-idx3-ubyte[.gz] -> the t10k-images file of the same folder, if it exists."""
+    if not train_images.name.startswith("train-images"):
+        return None
+    candidate = train_images.parent / ("t10k" + train_images.name.removeprefix("train"))
+    return candidate if candidate.is_file() else find_idx_images(train_images.parent, "test")
 
 
 def load_idx(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

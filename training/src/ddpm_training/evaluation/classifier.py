@@ -45,6 +45,7 @@ class FeatureClassifier:
     num_classes: int
     cache_path: Path
     from_cache: bool
+    seed: int = 0  # its training seed, which also chose its held-out images (held_out_split)
 
 
 def default_cache_dir() -> Path:
@@ -57,6 +58,14 @@ def default_cache_dir() -> Path:
 def to_input(images_uint8: np.ndarray) -> torch.Tensor:
     """(N, H, W, C) uint8 -> (N, C, H, W) float in [-1, 1], the model's data range."""
     return to_model_range(torch.from_numpy(np.array(images_uint8, copy=True)).permute(0, 3, 1, 2).float())
+
+
+def held_out_split(num_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out, training) indices of the labelled data the classifiers of ``seed`` were trained on:
+    HELD_OUT of the images, never trained on, measure their accuracy."""
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed)).numpy()
+    held = max(1, int(num_images * HELD_OUT))
+    return order[:held], order[held:]
 
 
 def _key(data: ImageData, seed: int, epochs: int, network: str = "lenet") -> str:
@@ -91,10 +100,10 @@ def feature_classifier(
     path = cache_dir / f"{network}-{_key(data, seed, epochs, network)}.pt"
     if network == "lenet":
         config = LeNetConfig(data.channels, num_classes)
-        cached = _load(path, config)
+        cached = _load(path, config, seed)
     else:
         config = CNNConfig(data.channels, num_classes)
-        cached = _load(path, config, FeatureCNN, CNN_CACHE_FORMAT, CNN_CACHE_VERSION)
+        cached = _load(path, config, seed, FeatureCNN, CNN_CACHE_FORMAT, CNN_CACHE_VERSION)
     if cached is not None:
         return cached
     train = _train if network == "lenet" else _train_cnn
@@ -103,14 +112,13 @@ def feature_classifier(
         _save(path, model, accuracy, data)
     else:
         _save(path, model, accuracy, data, CNN_CACHE_FORMAT, CNN_CACHE_VERSION)
-    return FeatureClassifier(model.eval(), accuracy, num_classes, path, from_cache=False)
+    return FeatureClassifier(model.eval(), accuracy, num_classes, path, from_cache=False, seed=seed)
 
 
 def _train(data, config, seed, epochs, on_epoch) -> tuple[LeNet, float]:
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(data.num_images, generator=generator)
-    held = max(1, int(data.num_images * HELD_OUT))
-    test_idx, train_idx = order[:held], order[held:]
+    test_idx, train_idx = (torch.from_numpy(part) for part in held_out_split(data.num_images, seed))
+    torch.randperm(data.num_images, generator=generator)  # past the split's draw: the batch order stays as it was
     x = to_input(data.images)
     y = torch.from_numpy(data.labels.astype(np.int64))
     torch.manual_seed(seed)
@@ -135,9 +143,8 @@ def _train_cnn(data, config, seed, epochs, on_epoch) -> tuple[FeatureCNN, float]
     """The CNN with AdamW and a one-cycle rate over ``epochs``, the batch shifted (background fill) and
     its images flipped at random; the same held-out split as the LeNet's for the same seed."""
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(data.num_images, generator=generator)
-    held = max(1, int(data.num_images * HELD_OUT))
-    test_idx, train_idx = order[:held], order[held:]
+    test_idx, train_idx = (torch.from_numpy(part) for part in held_out_split(data.num_images, seed))
+    torch.randperm(data.num_images, generator=generator)  # past the split's draw: the batch order stays as it was
     x = to_input(data.images).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(data.labels.astype(np.int64))
     torch.manual_seed(seed)
@@ -201,7 +208,7 @@ def _save(
 
 
 def _load(
-    path: Path, config, network=LeNet, format: str = CACHE_FORMAT, version: int = CACHE_VERSION
+    path: Path, config, seed: int, network=LeNet, format: str = CACHE_FORMAT, version: int = CACHE_VERSION
 ) -> FeatureClassifier | None:
     """A cached classifier, or None if absent or unusable (it is then trained again and replaced)."""
     if not path.is_file():
@@ -216,7 +223,9 @@ def _load(
         model.load_state_dict(saved["state_dict"])
     except Exception:  # a damaged cache file is not the user's error: retrain
         return None
-    return FeatureClassifier(model.eval(), float(saved["accuracy"]), config.num_classes, path, from_cache=True)
+    return FeatureClassifier(
+        model.eval(), float(saved["accuracy"]), config.num_classes, path, from_cache=True, seed=seed
+    )
 
 
 @torch.no_grad()

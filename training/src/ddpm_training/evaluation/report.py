@@ -18,15 +18,23 @@ def report_lines(
     lines: list[str] = []
     origin = "cached" if classifier.from_cache else "trained now"
     lines.append(f"samples:    {report.num_samples} images from {samples_source}")
-    lines.append(f"real:       {num_real} images from {real_source}; reference statistics from {report.num_reference}")
+    lines.append(f"real:       {num_real} labelled images from {real_source} (the classifiers trained on them)")
+    if report.reference_split == "test":
+        lines.append(
+            f"reference:  {report.num_reference} test images from {report.reference_source}, unseen by the classifier"
+        )
+    else:
+        lines.append(f"reference:  {report.num_reference} of the labelled images (--reference train)")
+    seen = report.num_samples - report.floor_unseen
+    lines.append(
+        f"floor:      {report.num_samples} other real images in place of the samples"
+        + (f" ({seen} of them seen by the classifier in training)" if seen else ", all held out from the classifier")
+    )
     lines.append(
         f"features:   {_name(classifier)} ({origin}: {classifier.cache_path}), held-out accuracy "
         f"{report.classifier_accuracy:.1%}"
     )
-    lines.append(
-        f"FID:        {report.fid:.3f}   "
-        f"(floor, {report.num_samples} real vs the same reference: {report.fid_floor:.3f})"
-    )
+    lines.append(f"FID:        {report.fid:.3f}   (floor: {report.fid_floor:.3f})")
     lines.append(
         f"KID x1e3:   {1e3 * report.kid:.2f} +- {1e3 * report.kid_std:.2f}   "
         f"(floor: {1e3 * report.kid_floor:.2f} +- {1e3 * report.kid_floor_std:.2f}; mean +- std over subsets)"
