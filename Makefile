@@ -77,6 +77,9 @@ demo: install install-runtime $(DATA)
 		--out $(DEMO_OUT)/samples-onnx
 	@echo "training grids: $(DEMO_OUT)/samples/   loss curve: $(DEMO_OUT)/loss.png"
 	@echo "grid from the torch-free runtime: $(DEMO_OUT)/samples-onnx/grid.png"
+	@echo "to measure it (docs/evaluation.md; its two classifiers train once, some minutes on a CPU):"
+	@echo "  $(RT_VENV)/bin/ddpm-run sample $(DEMO_OUT)/model.onnx -n 1000 --out $(DEMO_OUT)/eval-1000"
+	@echo "  $(VENV)/bin/ddpm eval $(DEMO_OUT)/eval-1000/samples.npz --real $(DATA)"
 
 bench: install $(DATA)
 	$(PY) bench/train_throughput.py --batch-size 64 --with-bf16 --also fast
