@@ -187,18 +187,23 @@ def main() -> None:
                 measure(row, eps_model, metadata, spec, name, seed, args, real, test, classifiers, out, label, grids)
             rows.append(row)
             print(f"{model_label} {name}: " + table_lines([row], seeds)[2], flush=True)
+            table = write_outputs(out, label, intro, rows, seeds, grids, args.real, test, classifiers)
+    print("\n" + table)
+
+
+def write_outputs(out, label, intro, rows, seeds, grids, real_path, test, classifiers) -> str:
+    """The table, the JSON and the grids of the rows so far (written after each row: a long comparison
+    that stops keeps what it measured)."""
     reference = "the test split" if test is not None else "the labelled data (--reference train)"
-    intro.append(
-        f"real data `{args.real}`, reference: {reference}; held-out accuracy CNN "
-        f"{classifiers['cnn'].accuracy:.1%}, LeNet {classifiers['lenet'].accuracy:.1%}"
-    )
+    accuracy = f"held-out accuracy CNN {classifiers['cnn'].accuracy:.1%}, LeNet {classifiers['lenet'].accuracy:.1%}"
+    heading = [*intro, f"real data `{real_path}`, reference: {reference}; {accuracy}"]
     for seed, columns in grids.items():
         write_png(out / f"compare-{label}-seed{seed}.png", side_by_side(columns))
-    table = "\n".join(["; ".join(intro), "", *table_lines(rows, seeds)]) + "\n"
+    table = "\n".join(["; ".join(heading), "", *table_lines(rows, seeds)]) + "\n"
     (out / f"table-{label}.md").write_text(table)
     document = [{"model": r.model, "row": r.name, "num_images": r.num_images, "seeds": r.details} for r in rows]
     (out / f"quality-{label}.json").write_text(json.dumps({"seeds": seeds, "rows": document}, indent=1))
-    print("\n" + table)
+    return table
 
 
 def measure(row, eps_model, metadata, spec, name, seed, args, real, test, classifiers, out, label, grids) -> None:
