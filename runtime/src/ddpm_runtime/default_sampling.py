@@ -14,9 +14,10 @@ from .samplers import REGISTRY
 # For networks trained to predict epsilon: the stochastic solver (docs/benchmarks/samplers.md, "Which
 # sampler by default"). Its steps are the sampler's own default_steps.
 EPSILON_DEFAULT_SAMPLER = "dpm-solver++-sde"
-# For networks whose x_0 estimates are good at high noise (v): the deterministic solver
-# (docs/benchmarks/samplers.md, "Which sampler by default").
-X0_NETWORK_DEFAULT = {"sampler": "dpm-solver++", "steps": 20}
+# For networks trained to predict v: the same stochastic solver, written into the model file so that
+# the file says how it samples (docs/benchmarks/samplers.md, "Which sampler by default"; files exported
+# before carry the deterministic solver the LeNet's figures had chosen, and keep it).
+X0_NETWORK_DEFAULT = {"sampler": "dpm-solver++-sde", "steps": 20}
 
 
 @dataclass(frozen=True, kw_only=True)
