@@ -207,12 +207,12 @@ def test_eval_reports_agreement_with_requested_labels_and_fid_per_class(capsys, 
     real_data = load_images(real)
     classifier = feature_classifier(real_data, tmp_path / "cache")
     samples = ImageData(images[:100, :, :, None], labels[:100], "right")
-    report = evaluate(samples, real_data, classifier, max_reference=200)  # leaves 300 real images for the floors
+    report = evaluate(samples, real_data, classifier, num_reference=200)  # leaves 300 real images for the floors
     assert report.class_agreement == pytest.approx(
         np.mean(classifier_predictions(classifier, images[:100]) == labels[:100])
     )
     wrong = evaluate(
-        ImageData(images[:100, :, :, None], 1 - labels[:100], "wrong"), real_data, classifier, max_reference=200
+        ImageData(images[:100, :, :, None], 1 - labels[:100], "wrong"), real_data, classifier, num_reference=200
     )
     assert wrong.class_agreement == pytest.approx(1 - report.class_agreement)
     assert [row.label for row in report.per_class] == [0, 1]
