@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .classes import requested_classes
 from .errors import UserError
 from .generate import SamplingSettings
-from .guidance import DEFAULT_GUIDANCE_SCALE, check_guidance_scale
+from .guidance import DEFAULT_GUIDANCE_SCALE, check_guidance_scale, default_guidance_scale
 from .metadata import ModelMetadata
 
 DEFAULT_NUM_IMAGES = SamplingSettings.num_images  # -n's default, when no --class is given
@@ -55,9 +55,7 @@ def class_request(
     per_class = DEFAULT_PER_CLASS if per_class is None else per_class
     if per_class < 1:
         raise UserError(f"--per-class must be at least 1, got {per_class}")
-    # a guided student has its guidance inside (ddpm distill): its metadata's default scale is 0
-    default = (metadata.default_sampling or {}).get("guidance_scale", DEFAULT_GUIDANCE_SCALE)
-    scale = default if guidance_scale is None else guidance_scale
+    scale = default_guidance_scale(metadata.default_sampling) if guidance_scale is None else guidance_scale
     check_guidance_scale(scale)
     indices = requested_classes(classes, metadata.classes.names)
     labels = tuple(index for index in indices for _ in range(per_class))

@@ -179,16 +179,17 @@ def sample_command(
     shard,
     **options,
 ) -> None:
-    """Generate images from MODEL (an ONNX file written by `ddpm export-onnx`)."""
+    """Generate images from MODEL (an ONNX file written by `ddpm export-onnx`, or a generator file of
+    `ddpm export-generator`, which draws with its built-in sampler: the same seed, the same images)."""
     from .class_request import class_request
     from .folder_lock import FolderLock
     from .generate import batch_ranges, generate_batches
+    from .generator_model import check_generator_request, load_model
     from .jobs import Shard, batch_shapes, file_sha256, job_spec, open_job, resample_damaged
-    from .onnx_model import load_onnx_model
     from .outputs import check_output_folder
 
     given = {name: value for name, value in options.items() if value is not None}
-    eps_model = load_onnx_model(model, device, threads)
+    eps_model = load_model(model, device, threads)  # a model file, or a generator file (its sampler inside)
     sampler, steps, own_options = model_defaults(eps_model.metadata, sampler, steps, str(model))
     given = {**own_options, **given}
     request = class_request(model, eps_model.metadata, num_images, classes, per_class, guidance_scale)
@@ -207,6 +208,8 @@ def sample_command(
     num_timesteps = eps_model.metadata.schedule.num_timesteps
     settings.validate(num_timesteps)
     settings.validate_classes(eps_model.metadata, str(model))
+    if eps_model.metadata.generator is not None:
+        check_generator_request(settings, eps_model.metadata, str(model))
     shard = None if shard is None else Shard.parse(shard)
     check_output_folder(out, overwrite, inputs=[model])
     ranges = batch_ranges(settings.num_images, settings.batch_size)
@@ -373,10 +376,10 @@ def serve_command(site, port, host) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata document as JSON.")
 def info_command(model, as_json) -> None:
-    """Print MODEL's metadata: image, schedule, training provenance, exporter."""
-    from .onnx_model import load_onnx_model
+    """Print MODEL's metadata: image, schedule, training provenance, exporter (and a generator's sampler)."""
+    from .generator_model import load_model
 
-    meta = load_onnx_model(model, device="cpu").metadata
+    meta = load_model(model, device="cpu", threads=1).metadata
     if as_json:
         click.echo(json.dumps(json.loads(meta.to_json()), indent=2, sort_keys=True))
         return
@@ -413,6 +416,16 @@ def info_command(model, as_json) -> None:
             f"samples:    with {default['sampler']}, {default['steps']} calls by default"
             + "".join(f", {k} {v}" for k, v in sorted(default.get("options", {}).items()))
             + (f" (distilled from a teacher of {default['teacher_steps']} steps)" if "teacher_steps" in default else "")
+        )
+    if meta.generator is not None:
+        entry = meta.generator
+        lines.append(
+            f"generator:  noise to images with {entry.sampler}, {entry.steps} calls"
+            + "".join(f", {k} {v}" for k, v in sorted(entry.options.items()))
+            + " at t = "
+            + ", ".join(f"{t:.1f}" for t in entry.timesteps)
+            + f"; inputs x_T{', step_noise (' + str(entry.noise_draws) + ' draws)' if entry.noise_draws else ''}"
+            + (f", y, guidance_scale (default {entry.guidance_scale:g})" if entry.guidance_scale is not None else "")
         )
     if meta.classes is None:
         lines.insert(5, "classes:    none (unconditional)")

@@ -165,6 +165,9 @@ def generate_batches(
     schedule = NoiseSchedule.from_config(metadata.schedule)
     settings.validate(schedule.num_timesteps)
     settings.validate_classes(metadata)
+    if metadata.generator is not None:
+        yield from _generator_batches(eps_model, metadata, settings, batch_indices, on_step)
+        return
     sample = get_sampler(settings.sampler).sample
     options = run_options(settings, metadata, schedule)
     timesteps = model_timesteps(settings, metadata, schedule)
@@ -181,6 +184,25 @@ def generate_batches(
             model = guided_eps_model(eps_model, labels, metadata.classes.null_index, settings.guidance_scale)
         x0 = sample(model, x_T, schedule, timesteps, rng=rng, callback=callback, **options)
         yield batch_index, to_uint8_nhwc(x0)
+
+
+def _generator_batches(model, metadata: ModelMetadata, settings: SamplingSettings, batch_indices, on_step):
+    """``generate_batches`` for a generator file (``generator_model``): the same noises, one session call
+    per batch."""
+    from .generator_model import check_generator_request, draw_batch
+
+    check_generator_request(settings, metadata)
+    image, steps = metadata.image, metadata.generator.steps
+    ranges = batch_ranges(settings.num_images, settings.batch_size)
+    for batch_index in range(len(ranges)) if batch_indices is None else batch_indices:
+        first, count = ranges[batch_index].start, len(ranges[batch_index])
+        rng = PerImageNoise(settings.seed, first, count)
+        x_T = rng.standard_normal((count, image.channels, image.height, image.width))
+        labels = None if settings.labels is None else np.asarray(settings.labels[first : first + count], np.int64)
+        images = draw_batch(model, rng, x_T, labels, settings.guidance_scale)
+        for step in range(steps) if on_step is not None else ():
+            on_step(batch_index, step)
+        yield batch_index, images
 
 
 def generate(

@@ -26,9 +26,21 @@ ConditionalEpsModel = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 DEFAULT_GUIDANCE_SCALE = 0.25
 
 
+def default_guidance_scale(default_sampling: dict | None) -> float:
+    """The scale a model samples with when none is given: its own (a guided student's 0: its guidance is
+    inside), else ``DEFAULT_GUIDANCE_SCALE``."""
+    return float((default_sampling or {}).get("guidance_scale", DEFAULT_GUIDANCE_SCALE))
+
+
 def check_guidance_scale(scale: float) -> None:
     if not np.isfinite(scale) or scale < 0:
         raise UserError(f"--guidance-scale must be a finite number >= 0, got {scale}")
+
+
+def guided_eps(conditional, plain, scale):
+    """Eq. 6 from the two predictions (float64): pure arithmetic, so the generator's graph arrays, with the
+    scale a graph input, go through it as NumPy arrays do."""
+    return (1.0 + scale) * conditional - scale * plain
 
 
 def guided_eps_model(eps_model: ConditionalEpsModel, labels: np.ndarray, null_class: int, scale: float) -> EpsModel:
@@ -49,7 +61,6 @@ def guided_eps_model(eps_model: ConditionalEpsModel, labels: np.ndarray, null_cl
             return eps_model(x, t, labels)
         both = eps_model(np.concatenate([x, x]), np.concatenate([t, t]), both_labels)
         both = np.asarray(both, dtype=np.float64)
-        conditional, plain = both[: len(labels)], both[len(labels) :]
-        return (1.0 + scale) * conditional - scale * plain
+        return guided_eps(both[: len(labels)], both[len(labels) :], scale)
 
     return eps

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from .arrays import as_float64
+
 VALUE_RANGE = (-1.0, 1.0)  # x_0 in the model's space: what pixel 0 and pixel 255 become
 
 
@@ -19,8 +21,10 @@ def to_model_range(images_uint8):
 
 
 def to_uint8_nhwc(x: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) floats in [-1, 1] -> (N, H, W, C) uint8, clipped, rounded to nearest."""
-    x = np.asarray(x, dtype=np.float64)
+    """(N, C, H, W) floats in [-1, 1] -> (N, H, W, C) uint8, clipped, rounded to nearest (half to even).
+    Written in ``as_float64``, ufuncs and array methods only, so the generator writes this very function
+    into its graph."""
+    x = as_float64(x)
     if x.ndim != 4:
         raise ValueError(f"expected (N, C, H, W), got shape {x.shape}")
     scaled = np.nan_to_num(np.clip((x + 1.0) * 127.5, 0.0, 255.0), nan=0.0)  # a diverged model's NaN: black

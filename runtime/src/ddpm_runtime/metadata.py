@@ -63,6 +63,49 @@ class FittedTimesteps:
         return data
 
 
+@dataclass(frozen=True, kw_only=True)
+class GeneratorEntry:
+    """A generator file's sampler, baked into its graph (``ddpm export-generator``): what it runs and the
+    inputs it takes. ``timesteps``: the times of its model calls; ``options``: every option the sampler
+    runs with; ``noise_draws``: slices of step_noise (0: no step_noise input); ``guidance_scale``: the
+    default of a class-conditional generator's guidance_scale input (None: unconditional)."""
+
+    sampler: str
+    steps: int
+    timesteps: tuple[float, ...]
+    options: dict
+    noise_draws: int
+    guidance_scale: float | None = None
+
+    def to_dict(self) -> dict:
+        data = {
+            "sampler": self.sampler,
+            "steps": self.steps,
+            "timesteps": list(self.timesteps),
+            "options": dict(self.options),
+            "noise_draws": self.noise_draws,
+        }
+        if self.guidance_scale is not None:
+            data["guidance_scale"] = self.guidance_scale
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GeneratorEntry:
+        entry = cls(
+            sampler=data["sampler"],
+            steps=int(data["steps"]),
+            timesteps=tuple(float(t) for t in data["timesteps"]),
+            options=dict(data["options"]),
+            noise_draws=int(data["noise_draws"]),
+            guidance_scale=None if data.get("guidance_scale") is None else float(data["guidance_scale"]),
+        )
+        if not isinstance(entry.sampler, str) or entry.steps != len(entry.timesteps) or entry.noise_draws < 0:
+            raise UserError(
+                f"the generator entry needs a sampler, one time per step and noise_draws >= 0, got {data!r}"[:200]
+            )
+        return entry
+
+
 @dataclass(frozen=True)
 class ModelMetadata:
     image: ImageSpec
@@ -79,6 +122,8 @@ class ModelMetadata:
     # none are given (a distilled student's); both empty: the document has no "sampling" key.
     fitted: tuple[FittedTimesteps, ...] = ()
     default_sampling: dict | None = None  # {"sampler": name, "steps": n}
+    # A generator file's baked-in sampler (the file maps noise to images); None: the file predicts eps.
+    generator: GeneratorEntry | None = None
 
     @property
     def conditional(self) -> bool:
@@ -95,7 +140,9 @@ class ModelMetadata:
     def to_json(self) -> str:
         data = asdict(self)
         data["image"]["value_range"] = list(self.image.value_range)
-        del data["fitted"], data["default_sampling"]
+        del data["fitted"], data["default_sampling"], data["generator"]
+        if self.generator is not None:  # absent otherwise, so eps-model documents read as they always did
+            data["generator"] = self.generator.to_dict()
         if self.fitted or self.default_sampling:
             data["sampling"] = {"fitted": [entry.to_dict() for entry in self.fitted]}
             if self.default_sampling:
@@ -138,6 +185,7 @@ class ModelMetadata:
             classes = _class_spec(data["classes"]) if "classes" in data else None
             fitted = _fitted(data["sampling"], schedule.num_timesteps) if "sampling" in data else ()
             default = _default_sampling(data["sampling"]) if "sampling" in data else None
+            generator = GeneratorEntry.from_dict(data["generator"]) if "generator" in data else None
             result = cls(
                 spec,
                 schedule,
@@ -149,6 +197,7 @@ class ModelMetadata:
                 classes,
                 fitted,
                 default,
+                generator,
             )
         except UserError as exc:
             raise UserError(f"{source}: bad metadata: {exc}") from None

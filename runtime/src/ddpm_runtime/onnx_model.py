@@ -61,6 +61,12 @@ def read_model_bytes(path: str | os.PathLike) -> bytes:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
+def is_ort_format(model_bytes: bytes) -> bool:
+    """ONNX Runtime's own format (``convert_onnx_models_to_ort``, for ONNX Runtime Mobile): a flatbuffer
+    with the file identifier ORTM."""
+    return model_bytes[4:8] == b"ORTM"
+
+
 def check_weights(path: Path, model_bytes: bytes, metadata) -> None:
     """The weights are the ones the exporter wrote (their sha256 in the metadata), where it recorded one."""
     recorded = metadata.exporter.get(contract.WEIGHTS_DIGEST_KEY)
@@ -101,21 +107,58 @@ def load_onnx_model(path: str | os.PathLike, device: str = "auto", threads: int 
     On the CPU without ``threads``, each call's rows are split over one single-threaded session per
     physical core (row_split.py: faster than one session with that many threads, same outputs); with
     ``threads``, one session runs every call with that many intra-op threads."""
+    return eps_model_from(open_session(path, device, threads))
+
+
+def eps_model_from(opened: OpenedSession) -> OnnxEpsModel:
+    if opened.metadata.generator is not None:
+        raise UserError(f"{opened.path}: is a generator file (noise to images), not a noise-prediction model")
+    check_signature(opened.path, opened.session, opened.metadata)
+    return OnnxEpsModel(opened.path, opened.metadata, opened.provider, opened.session, opened.row_sessions())
+
+
+@dataclass
+class OpenedSession:
+    """A model file opened in ONNX Runtime, its metadata read and its weights checked."""
+
+    path: Path
+    metadata: ModelMetadata
+    provider: str
+    session: object
+    threads: int | None
+    make_session: object  # options -> another session of the same file
+
+    def row_sessions(self) -> tuple:
+        """One single-threaded session per physical core, on the CPU where no thread count was given."""
+        if self.provider != CPU or self.threads is not None or physical_cores() <= 1:
+            return ()
+        return tuple(self.make_session(1) for _ in range(physical_cores()))
+
+
+def open_session(path: str | os.PathLike, device: str = "auto", threads: int | None = None) -> OpenedSession:
+    """The file in an ONNX Runtime session, with its metadata and weights digest checked (not its
+    signature: that depends on the kind of file)."""
     import onnxruntime as ort
 
     path = Path(path)
     model_bytes = read_model_bytes(path)
-    check_external_data(path, model_bytes)
+    ort_format = is_ort_format(model_bytes)
+    if not ort_format:  # an .ort file (flatbuffers) has no external data
+        check_external_data(path, model_bytes)
     providers = choose_providers(device, ort.get_available_providers())
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
-    if threads is not None:
-        if threads < 1:
-            raise UserError(f"--threads must be at least 1, got {threads}")
-        options.intra_op_num_threads = threads
-    try:
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+
+    def make_session(intra_op_threads: int | None):
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
         # From the path, so ONNX Runtime resolves (already checked) external data next to the model.
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        return ort.InferenceSession(str(path), options, providers=providers)
+
+    try:
+        session = make_session(threads)
     except Exception as exc:  # ORT raises several pybind types (InvalidProtobuf, Fail, ...)
         reason = " ".join(str(exc).split())[:200]
         raise UserError(f"{path}: not a loadable ONNX model ({reason})") from None
@@ -126,16 +169,9 @@ def load_onnx_model(path: str | os.PathLike, device: str = "auto", threads: int 
             "(check the CUDA and cuDNN libraries onnxruntime-gpu needs)"
         )
     metadata = read_metadata(path, session)
-    check_signature(path, session, metadata)
-    check_weights(path, model_bytes, metadata)
-    provider = session.get_providers()[0]
-    row_sessions = ()
-    if provider == CPU and threads is None and physical_cores() > 1:
-        options.intra_op_num_threads = 1
-        row_sessions = tuple(
-            ort.InferenceSession(str(path), options, providers=providers) for _ in range(physical_cores())
-        )
-    return OnnxEpsModel(path, metadata, provider, session, row_sessions)
+    if not ort_format:  # the digest is over the ONNX file's initializers, which an .ort file stores otherwise
+        check_weights(path, model_bytes, metadata)
+    return OpenedSession(path, metadata, session.get_providers()[0], session, threads, make_session)
 
 
 def read_metadata(path: Path, session) -> ModelMetadata:

@@ -12,18 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedule import NoiseSchedule
-from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, call_model
+from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, as_float64, call_model
 from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_from_eps, x0_options
 
 
 def consistency_step(x0: np.ndarray, alpha_bar_next: float, noise: np.ndarray | None) -> np.ndarray:
     """The state for the next call: x_0 noised to alpha_bar_next, or x_0 itself at the end (alpha_bar 1)."""
-    x0 = np.asarray(x0, dtype=np.float64)
+    x0 = as_float64(x0)
     if alpha_bar_next >= 1.0:
         return x0
     if noise is None:
         raise ValueError("consistency_step needs noise except on the last step")
-    return np.sqrt(alpha_bar_next) * x0 + np.sqrt(1.0 - alpha_bar_next) * np.asarray(noise, dtype=np.float64)
+    return np.sqrt(alpha_bar_next) * x0 + np.sqrt(1.0 - alpha_bar_next) * as_float64(noise)
 
 
 def sample_consistency(
@@ -40,7 +40,7 @@ def sample_consistency(
     """One model call per listed timestep; ``rng.standard_normal(shape)`` noises each x_0 but the last."""
     if rng is None and len(timesteps) > 1:
         raise ValueError("sample_consistency needs rng for more than one call")
-    x = np.asarray(x_T, dtype=np.float64)
+    x = as_float64(x_T)
     for i, (t, alpha_bar, alpha_bar_next) in enumerate(alpha_bar_pairs(schedule, timesteps)):
         eps = call_model(eps_model, x, t)
         data = threshold_x0(x0_from_eps(x, eps, alpha_bar), x0, x0_percentile)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedule import NoiseSchedule
-from .interface import Callback, EpsModel, SamplerOption, SamplerSpec, alpha_bar_pairs, call_model
+from .interface import Callback, EpsModel, SamplerOption, SamplerSpec, alpha_bar_pairs, as_float64, call_model
 from .thresholding import DEFAULT_PERCENTILE, eps_from_x0, threshold_x0, x0_from_eps, x0_options
 
 
@@ -20,8 +20,8 @@ def ddim_step(
     x0_percentile: float = DEFAULT_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One DDIM update from x_t to x_prev. Returns (x_prev, x0_pred), both float64."""
-    x_t = np.asarray(x_t, dtype=np.float64)
-    eps = np.asarray(eps, dtype=np.float64)
+    x_t = as_float64(x_t)
+    eps = as_float64(eps)
     # 1. predicted x_0, Song et al. eq. (12), first term: (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
     x0_pred = x0_from_eps(x_t, eps, alpha_bar_t)
     if x0_mode != "none":
@@ -38,7 +38,7 @@ def ddim_step(
     if sigma > 0:
         if noise is None:
             raise ValueError("ddim_step with eta > 0 needs noise")
-        x_prev = x_prev + sigma * np.asarray(noise, dtype=np.float64)
+        x_prev = x_prev + sigma * as_float64(noise)
     return x_prev, x0_pred
 
 
@@ -60,7 +60,7 @@ def sample_ddim(
     """
     if eta > 0 and rng is None:
         raise ValueError("sample_ddim with eta > 0 needs rng")
-    x = np.asarray(x_T, dtype=np.float64)
+    x = as_float64(x_T)
     for i, (t, alpha_bar_t, alpha_bar_prev) in enumerate(alpha_bar_pairs(schedule, timesteps)):
         eps = call_model(eps_model, x, t)
         noise = rng.standard_normal(x.shape) if eta > 0 else None

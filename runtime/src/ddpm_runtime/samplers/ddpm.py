@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedule import NoiseSchedule
-from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, call_model
+from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, as_float64, call_model
 from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_from_eps, x0_options
 
 
@@ -29,8 +29,8 @@ def ddpm_step(
     the bounded x_0 estimate (``"clip"``: clamped to [-1, 1], as Ho et al.'s code does).
     ``alpha_bar_prev == 1`` is the last step: the mean, no noise (the seed's ``if t == 0``).
     """
-    x_t = np.asarray(x_t, dtype=np.float64)
-    eps = np.asarray(eps, dtype=np.float64)
+    x_t = as_float64(x_t)
+    eps = as_float64(eps)
     alpha_t = alpha_bar_t / alpha_bar_prev
     beta_t = 1.0 - alpha_t
     # 1. x_0 estimate, Ho et al. eq. (15) solved for x_0; the seed reports it clamped to [-1, 1]
@@ -52,7 +52,7 @@ def ddpm_step(
     variance = (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t) * beta_t
     if noise is None:
         raise ValueError("ddpm_step needs noise except on the last step")
-    return mean + np.sqrt(variance) * np.asarray(noise, dtype=np.float64), x0
+    return mean + np.sqrt(variance) * as_float64(noise), x0
 
 
 def sample_ddpm(
@@ -69,7 +69,7 @@ def sample_ddpm(
     """Ancestral sampling over descending ``timesteps``; ``rng.standard_normal(shape)`` gives z."""
     if rng is None:
         raise ValueError("sample_ddpm needs rng")
-    x = np.asarray(x_T, dtype=np.float64)
+    x = as_float64(x_T)
     for i, (t, alpha_bar_t, alpha_bar_prev) in enumerate(alpha_bar_pairs(schedule, timesteps)):
         eps = call_model(eps_model, x, t)
         noise = rng.standard_normal(x.shape) if alpha_bar_prev < 1.0 else None

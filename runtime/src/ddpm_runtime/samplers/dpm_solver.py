@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedule import NoiseSchedule
-from .interface import Callback, EpsModel, SamplerOption, SamplerSpec, alpha_bar_pairs, call_model
+from .interface import Callback, EpsModel, SamplerOption, SamplerSpec, alpha_bar_pairs, as_float64, call_model
 from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_from_eps, x0_options
 
 
@@ -36,7 +36,7 @@ def dpm_solver_2m_step(
     alpha_s, sigma_s = np.sqrt(alpha_bar_s), np.sqrt(1.0 - alpha_bar_s)
     if alpha_bar_t >= 1.0:
         # 0. onto the clean image: sigma_t = 0, e^{-h} = 0, so x_t = D (first order: x0_s)
-        return np.asarray(x0_s, dtype=np.float64), np.inf
+        return as_float64(x0_s), np.inf
     alpha_t, sigma_t = np.sqrt(alpha_bar_t), np.sqrt(1.0 - alpha_bar_t)
     lambda_s, lambda_t = np.log(alpha_s / sigma_s), np.log(alpha_t / sigma_t)
     h = lambda_t - lambda_s
@@ -48,7 +48,7 @@ def dpm_solver_2m_step(
         r = h_prev / h
         d = (1.0 + 1.0 / (2.0 * r)) * x0_s - (1.0 / (2.0 * r)) * x0_prev
     # 2. x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) D   (Algorithm 2, update line)
-    x_t = (sigma_t / sigma_s) * np.asarray(x_s, dtype=np.float64) - alpha_t * np.expm1(-h) * d
+    x_t = (sigma_t / sigma_s) * as_float64(x_s) - alpha_t * np.expm1(-h) * d
     return x_t, h
 
 
@@ -66,7 +66,7 @@ def sample_dpm_solver_2m(
 ) -> np.ndarray:
     """Deterministic: one model call per listed timestep, then the final jump to the clean image
     (``final="x0"``) or a last step onto t = 0 (``final="step"``)."""
-    x = np.asarray(x_T, dtype=np.float64)
+    x = as_float64(x_T)
     x0_prev, h_prev = None, None
     # a last call already at t = 0 has nowhere left to step to: it jumps onto the clean image either way
     end = float(schedule.alpha_bar_at(0.0)) if final == "step" and float(timesteps[-1]) > 0 else 1.0

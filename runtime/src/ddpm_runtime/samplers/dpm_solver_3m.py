@@ -29,7 +29,7 @@ import numpy as np
 
 from ..schedule import NoiseSchedule
 from .dpm_solver import dpm_solver_2m_step
-from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, call_model
+from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, as_float64, call_model
 from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_from_eps, x0_options
 
 
@@ -49,11 +49,11 @@ def dpm_solver_3m_step(
     alpha_s, sigma_s = np.sqrt(alpha_bar_s), np.sqrt(1.0 - alpha_bar_s)
     alpha_t, sigma_t = np.sqrt(alpha_bar_t), np.sqrt(1.0 - alpha_bar_t)
     h = np.log(alpha_t / sigma_t) - np.log(alpha_s / sigma_s)
-    d0 = np.asarray(x0_s, dtype=np.float64)
+    d0 = as_float64(x0_s)
     r0, r1 = h_prev / h, h_prev2 / h
     # 1. divided differences of the x_0 estimates in lambda, scaled by h
     d1_0 = (d0 - x0_prev) / r0
-    d1_1 = (np.asarray(x0_prev, dtype=np.float64) - x0_prev2) / r1
+    d1_1 = (as_float64(x0_prev) - x0_prev2) / r1
     first = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
     second = (d1_0 - d1_1) / (r0 + r1)
     # 2. the exponential integrator's coefficients
@@ -61,7 +61,7 @@ def dpm_solver_3m_step(
     phi_2 = phi_1 / h + 1.0
     phi_3 = phi_2 / h - 0.5
     x_t = (
-        (sigma_t / sigma_s) * np.asarray(x_s, dtype=np.float64)
+        (sigma_t / sigma_s) * as_float64(x_s)
         - alpha_t * phi_1 * d0
         + alpha_t * phi_2 * first
         - alpha_t * phi_3 * second
@@ -88,7 +88,7 @@ def sample_dpm_solver_3m(
     x0_percentile: float = DEFAULT_PERCENTILE,
 ) -> np.ndarray:
     """Deterministic: one model call per listed timestep, then the final jump to the clean image."""
-    x = np.asarray(x_T, dtype=np.float64)
+    x = as_float64(x_T)
     history: list[tuple[np.ndarray, float]] = []  # (x_0 estimate, the lambda step that led to it), newest last
     pairs = alpha_bar_pairs(schedule, timesteps)
     orders = step_orders(len(pairs))

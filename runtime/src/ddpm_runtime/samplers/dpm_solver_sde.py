@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedule import NoiseSchedule
-from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, call_model
+from .interface import Callback, EpsModel, SamplerSpec, alpha_bar_pairs, as_float64, call_model
 from .thresholding import DEFAULT_PERCENTILE, threshold_x0, x0_from_eps, x0_options
 
 
@@ -31,7 +31,7 @@ def dpm_solver_2m_sde_step(
     noise: np.ndarray | None,
 ) -> tuple[np.ndarray, float]:
     """From time s to t (< s); returns (x_t, h). ``noise`` is needed except on the last step."""
-    x0_s = np.asarray(x0_s, dtype=np.float64)
+    x0_s = as_float64(x0_s)
     if alpha_bar_t >= 1.0:
         # 0. onto the clean image (sigma_t = 0, h = inf): x_t = D, taken first order as k-diffusion does
         return x0_s, np.inf
@@ -44,9 +44,9 @@ def dpm_solver_2m_sde_step(
         raise ValueError("dpm_solver_2m_sde_step needs noise except on the last step")
     # 2. the update above: decay of x_s, pull towards D, and fresh noise of variance sigma_t^2 (1 - e^{-2h})
     x_t = (
-        (sigma_t / sigma_s) * np.exp(-h) * np.asarray(x_s, dtype=np.float64)
+        (sigma_t / sigma_s) * np.exp(-h) * as_float64(x_s)
         - alpha_t * np.expm1(-2.0 * h) * d
-        + sigma_t * np.sqrt(-np.expm1(-2.0 * h)) * np.asarray(noise, dtype=np.float64)
+        + sigma_t * np.sqrt(-np.expm1(-2.0 * h)) * as_float64(noise)
     )
     return x_t, h
 
@@ -65,7 +65,7 @@ def sample_dpm_solver_2m_sde(
     """One model call per listed timestep; ``rng.standard_normal(shape)`` gives each step's z."""
     if rng is None:
         raise ValueError("sample_dpm_solver_2m_sde needs rng")
-    x = np.asarray(x_T, dtype=np.float64)
+    x = as_float64(x_T)
     x0_prev, h_prev = None, None
     for i, (t, alpha_bar_s, alpha_bar_t) in enumerate(alpha_bar_pairs(schedule, timesteps)):
         eps = call_model(eps_model, x, t)

@@ -12,6 +12,11 @@ A sampler is a pure function (k-diffusion's ``sample_*`` convention, our float64
 - ``rng``: ``standard_normal(shape)`` for the noise a stochastic sampler adds (``noise.PerImageNoise``).
 - ``callback(i, t, x)``: after every model call, with the step index, its timestep and the new state.
 - ``options``: the sampler's own keyword options, declared in its ``SamplerSpec``.
+
+Array states go through ``as_float64`` and ``call_model`` and otherwise meet only arithmetic, slicing
+and NumPy functions that dispatch to their arguments (``np.clip``, ``np.abs``, ``np.quantile``,
+``np.maximum``). So a stand-in array that records what is done to it (ddpm-export's generator, which
+writes a sampler into an ONNX graph) runs through the very same sampler code.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..arrays import as_float64
 from ..schedule import NoiseSchedule
 
 EpsModel = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -84,4 +90,4 @@ def alpha_bar_pairs(
 def call_model(eps_model: EpsModel, x: np.ndarray, t: float) -> np.ndarray:
     """One model call at time t for every row: float32 in, float64 out."""
     eps = eps_model(x.astype(np.float32), np.full((x.shape[0],), t, dtype=np.float32))
-    return np.asarray(eps, dtype=np.float64)
+    return as_float64(eps)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..images import VALUE_RANGE
-from .interface import SamplerOption
+from .interface import SamplerOption, as_float64
 
 X0_MODES = ("none", "clip", "dynamic")
 DEFAULT_PERCENTILE = 0.995  # Imagen's and DPM-Solver++'s dynamic_thresholding_ratio
@@ -21,7 +21,7 @@ DEFAULT_PERCENTILE = 0.995  # Imagen's and DPM-Solver++'s dynamic_thresholding_r
 
 def threshold_x0(x0: np.ndarray, mode: str = "none", percentile: float = DEFAULT_PERCENTILE) -> np.ndarray:
     """(B, C, H, W) x_0 estimate -> the estimate the sampler uses, float64."""
-    x0 = np.asarray(x0, dtype=np.float64)
+    x0 = as_float64(x0)
     low, high = VALUE_RANGE
     if mode == "none":
         return x0
