@@ -13,6 +13,10 @@ The seed-style loop is the seed's ``generate`` at batch size B: the seed's Unet 
 alpha_t = alpha_bar_t / alpha_bar_prev, exactly as the NumPy sampler does).
 
     python bench/sample_throughput.py --checkpoint runs/NAME/checkpoint.pt     # or random `fast` weights
+
+With ``--generator``: ddpm-run's NumPy sampler against a generator file (``ddpm export-generator``, the
+same sampler inside the graph) on the same model, batch 8 and 64: the generator in one session with a
+thread per core, and split over single-threaded sessions as ``ddpm-run sample generator.onnx`` runs it.
 """
 
 from __future__ import annotations
@@ -70,6 +74,33 @@ def random_checkpoint(folder: Path, preset_name: str) -> Path:
     return path
 
 
+def generator_loops(tmp: Path, now, cores: int, args, ddpm_run) -> dict:
+    """ddpm-run's NumPy sampler and the generator of the same model and sampler, at batch 8 and 64."""
+    from ddpm_export.generator import GeneratorRequest, export_generator
+    from ddpm_runtime.generator_model import load_generator
+    from ddpm_runtime.samplers import get_sampler
+
+    sampler = SamplingSettings().sampler
+    export_generator(tmp / "model.onnx", tmp / "generator.onnx", GeneratorRequest(sampler=sampler, steps=args.steps))
+    one_session = load_generator(tmp / "generator.onnx", "cpu", threads=cores)
+    split = load_generator(tmp / "generator.onnx", "cpu")
+    name = f"{get_sampler(sampler).name}, {args.steps} calls"
+
+    def draw(model, batch):
+        settings = SamplingSettings(num_images=args.images, batch_size=batch, sampler=sampler, steps=args.steps)
+        return lambda: generate(model, model.metadata, settings)
+
+    loops = {}
+    for batch in (8, 64):
+        sessions = len(now.row_sessions) or 1
+        loops[f"ddpm-run sample (NumPy {name}), batch {batch}, rows over {sessions} session(s)"] = ddpm_run(now, batch)
+        loops[f"generator, one session ({cores} threads), batch {batch}"] = draw(one_session, batch)
+        loops[f"generator, rows over {len(split.row_sessions) or 1} 1-thread session(s), batch {batch}"] = draw(
+            split, batch
+        )
+    return loops
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: random weights of --preset")
@@ -80,6 +111,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="model calls per image")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--opset", type=int, default=23)
+    parser.add_argument("--generator", action="store_true", help="ddpm-run against a generator file (see above)")
     args = parser.parse_args()
 
     peak = matmul_peak_gflops()
@@ -120,15 +152,19 @@ def main() -> None:
             return lambda: generate(model, model.metadata, settings)
 
         b, before_b = args.batch_size, args.before_batch_size
-        loops = {
-            f"seed-style torch loop (nn.MultiheadAttention), batch {before_b}": torch_loop(seed_model, before_b),
-            f"same loop, our torch model (SDPA), batch {before_b}": torch_loop(source.model, before_b),
-            f"ddpm-run before: GroupNorm as exported, batch {before_b}": ddpm_run(before, before_b),
-            f"ddpm-run: GroupNorm as LayerNorm, batch {before_b}": ddpm_run(one_session, before_b),
-            "ddpm-run: GroupNorm as LayerNorm, batch 16 (the default until row splits)": ddpm_run(one_session, 16),
-            f"ddpm-run: batch 16, rows over {len(now.row_sessions) or 1} 1-thread session(s)": ddpm_run(now, 16),
-            f"ddpm-run now: batch {b}, rows over {len(now.row_sessions) or 1} 1-thread session(s)": ddpm_run(now, b),
-        }
+        split = len(now.row_sessions) or 1
+        if args.generator:
+            loops = generator_loops(tmp, now, cores, args, ddpm_run)
+        else:
+            loops = {
+                f"seed-style torch loop (nn.MultiheadAttention), batch {before_b}": torch_loop(seed_model, before_b),
+                f"same loop, our torch model (SDPA), batch {before_b}": torch_loop(source.model, before_b),
+                f"ddpm-run before: GroupNorm as exported, batch {before_b}": ddpm_run(before, before_b),
+                f"ddpm-run: GroupNorm as LayerNorm, batch {before_b}": ddpm_run(one_session, before_b),
+                "ddpm-run: GroupNorm as LayerNorm, batch 16 (the default until row splits)": ddpm_run(one_session, 16),
+                f"ddpm-run: batch 16, rows over {split} 1-thread session(s)": ddpm_run(now, 16),
+                f"ddpm-run now: batch {b}, rows over {split} 1-thread session(s)": ddpm_run(now, b),
+            }
         for run in loops.values():  # warm-up
             run()
         seconds: dict[str, list[float]] = {name: [] for name in loops}
@@ -144,7 +180,7 @@ def main() -> None:
         f"{args.images} images, {args.steps} model calls each ({flops_per_image / 1e9:.2f} GFLOP per image); "
         f"onnxruntime {__import__('onnxruntime').__version__} (opset {args.opset}); median of {args.rounds} rounds\n"
     )
-    print(f"{'loop':74s} {'s/image':>8s} {'GFLOP/s':>8s} {'% peak':>7s} {'vs seed':>8s}")
+    print(f"{'loop':74s} {'s/image':>8s} {'GFLOP/s':>8s} {'% peak':>7s} {'vs first':>8s}")
     baseline = None
     for name, values in seconds.items():
         per_image = statistics.median(values)

@@ -345,6 +345,20 @@ def test_multistep_student_samples_with_2m_landing_on_t0_by_default(capsys, teac
     )
     info = run_ddpm_run(capsys, "info", model_path)
     assert "samples:    with dpm-solver++, 2 calls by default, final step, x0 none (distilled" in info.out
+    # its generator file draws with the student's own sampler, times and landing step, as ddpm-run does
+    from ddpm_export.generator import export_generator
+    from ddpm_export.generator.gate import compare
+    from ddpm_runtime.generator_model import load_generator
+
+    result = export_generator(model_path, tmp_path / "generator.onnx")
+    entry = result.entry
+    assert (entry.sampler, entry.steps, entry.timesteps) == ("dpm-solver++", 2, tuple(times))
+    assert entry.options["final"] == "step" and entry.options["x0"] == "none" and entry.noise_draws == 0
+    assert compare(model, load_generator(tmp_path / "generator.onnx", "cpu", threads=1), count=24).passed
+    from_generator = run_ddpm_run(capsys, "sample", tmp_path / "generator.onnx", "-n", "2", "--out", tmp_path / "g")
+    assert from_generator.code == 0 and "dpm-solver++, 2 steps" in from_generator.err
+    drawn = np.load(tmp_path / "g" / "samples.npz")["arr_0"].astype(np.int16)
+    assert np.abs(drawn - images).max() <= 1 and np.mean(drawn == images) >= 0.99  # float32 x_T in the generator
 
 
 def test_refusals_are_one_line_errors(capsys, teacher, tmp_path):

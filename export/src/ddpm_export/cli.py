@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ddpm_runtime.cli import sampler_options
 from ddpm_runtime.schedule_fit import DEFAULT_IMAGES, DEFAULT_SAMPLER
 
 from .errors import ExportError
@@ -172,3 +173,49 @@ def fit_schedule_command(model, steps, sampler, images, output, overwrite, threa
         model, counts, sampler, images, output, threads=threads, overwrite=overwrite, on_report=report, options=options
     )
     click.echo(f"wrote {written}")
+
+
+@click.command("export-generator")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True, help="The generator file to write (atomically)."
+)
+@click.option(
+    "--sampler", default=None, help="A sampler of the registry.  [default: the model's own, as ddpm-run sample]"
+)
+@click.option(
+    "--steps", type=int, default=None, help="Model calls per image.  [default: the model's own for its sampler]"
+)
+@click.option(
+    "--spacing",
+    default=None,
+    help="Where the calls fall in t (as ddpm-run sample --spacing).  "
+    "[default: the model's fitted times, else the sampler's]",
+)
+@click.option("--rho", type=float, default=None, help="Exponent of the karras spacing.")
+@sampler_options
+@click.option("--overwrite", is_flag=True, help="Replace an existing -o file (never MODEL).")
+@click.pass_context
+def export_generator_command(ctx, model, output, sampler, steps, spacing, rho, overwrite, **options) -> None:
+    """Write MODEL (a file of `ddpm export-onnx`) and a sampler as one ONNX graph from noise to images.
+
+    Inputs x_T [batch, C, H, W] (and step_noise [draws, batch, C, H, W] for samplers that add noise
+    per step; y [batch] and guidance_scale [] for class-conditional models); outputs images uint8
+    [batch, H, W, C] and x_0. The sampler, its times and options are the ones ddpm-run sample would
+    use for MODEL unless given. Kept only if its images match ddpm-run's for the same noise (exit 1
+    otherwise, nothing written).
+    """
+    from .generator import GeneratorMismatch, GeneratorRequest, export_generator
+
+    given = {name: value for name, value in options.items() if value is not None}
+    request = GeneratorRequest(sampler=sampler, steps=steps, options=given, spacing=spacing, rho=rho)
+    try:
+        result = export_generator(model, output, request, overwrite)
+    except GeneratorMismatch as exc:
+        click.echo(f"error: generator check failed: {exc}", err=True)
+        ctx.exit(1)
+    entry = result.entry
+    noise = f", {entry.noise_draws} noise draws" if entry.noise_draws else ""
+    click.echo(f"{entry.sampler}, {entry.steps} calls{noise}; {result.report.describe()}")
+    ratio = result.size_bytes / result.model_size_bytes
+    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {ratio:.2f}x the model file)")

@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddpm_runtime.files import check_free_space, ensure_writable_dir, staged_file
+from ddpm_runtime.files import check_free_space, staged_file
 
 from .errors import ExportError, ParityError
+from .outputs import prepare_output  # noqa: F401  (the exporters import it from here)
 from .parity import EpsFn, ParityReport, check_parity
 from .source import ExportSource, torch_eps_fn
 
@@ -46,20 +46,6 @@ def quiet_exporter():
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
-
-
-def prepare_output(out: str | os.PathLike, example_name: str, source: os.PathLike, overwrite: bool = False) -> Path:
-    """Before exporting: ``out`` must not be the checkpoint it is made from (not even with ``overwrite``),
-    nor a folder; an existing file is replaced only with ``overwrite``; and its folder must be writable."""
-    out = Path(out)
-    if out.is_dir():
-        raise ExportError(f"{out}: is a folder; give a file name such as {out / example_name}")
-    if out.exists() and os.path.samefile(out, source):
-        raise ExportError(f"{out}: is the checkpoint being exported; choose another -o")
-    if (out.exists() or out.is_symlink()) and not overwrite:
-        raise ExportError(f"{out}: exists (pass --overwrite to replace it)")
-    ensure_writable_dir(out.parent)
-    return out
 
 
 def gate_and_write(
