@@ -126,7 +126,8 @@ def versus(base: list[float], other: list[float], decimals: int) -> str:
 
 def table_lines(rows: list[Row], seeds: list[int]) -> list[str]:
     titles = [title for title, *_ in MEASURES]
-    header = ["model", "row", "n", *titles, *(f"vs first: {t}" for t in titles), "agreement", "s/image"]
+    header = ["model", "row", "n", *titles, *(f"vs first: {t}" for t in titles), "CNN precision / recall"]
+    header += ["agreement", "s/image"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     base = rows[0]
     for row in rows:
@@ -136,6 +137,7 @@ def table_lines(rows: list[Row], seeds: list[int]) -> list[str]:
             cells.append(f"{mean:.{decimals}f} +- {sd:.{decimals}f}")
         for title, _, _, _, decimals in MEASURES:
             cells.append("-" if row is base else versus(base.figures[title], row.figures[title], decimals))
+        cells.append(f"{np.mean(row.figures['precision']):.3f} / {np.mean(row.figures['recall']):.3f}")
         agreement = row.figures.get("agreement")
         cells.append("-" if agreement is None else f"{100 * np.mean(agreement):.1f}%")
         cells.append(f"{np.mean(row.figures['s/image']):.4f}")
@@ -228,6 +230,9 @@ def measure(row, eps_model, metadata, spec, name, seed, args, real, test, classi
     for title, network, key, scale, _ in MEASURES:
         row.add(title, scale * getattr(reports[network], key))
         row.floors[title] = scale * getattr(reports[network], f"{key}_floor")
+    # k-NN precision and recall (Kynkaanniemi et al. 2019) in the CNN's features: guidance trades recall away
+    row.add("precision", reports["cnn"].precision)
+    row.add("recall", reports["cnn"].recall)
     if reports["cnn"].class_agreement is not None:
         row.add("agreement", reports["cnn"].class_agreement)
     row.details.append({"seed": seed, **{net: r.to_dict() for net, r in reports.items()}})
