@@ -14,6 +14,7 @@ from ddpm_export.generator import export_generator
 from ddpm_export.generator.build import GeneratorRequest
 from ddpm_export.generator.gate import MIN_EQUAL, compare, noise_for, reference_images
 from ddpm_runtime.generator_model import load_generator
+from ddpm_runtime.guidance import DEFAULT_GUIDANCE_SCALE
 from ddpm_runtime.onnx_model import load_onnx_model
 
 from cli_helpers import error_lines, run_ddpm, run_ddpm_run
@@ -122,20 +123,20 @@ def test_conditional_generator_takes_classes_and_a_guidance_scale(tiny_condition
     result = export_generator(tiny_conditional_onnx, out, GeneratorRequest(steps=6))  # the default sampler, fewer calls
     assert result.report.passed
     generator, model = load_generator(out, "cpu", threads=1), load_onnx_model(tiny_conditional_onnx, "cpu", threads=1)
-    assert generator.metadata.generator.guidance_scale == 0.25
+    assert generator.metadata.generator.guidance_scale == DEFAULT_GUIDANCE_SCALE
     x_T, step_noise = noise_for(generator, 12, seed=1)
     labels = np.array([0, 1, 2, 3] * 3, dtype=np.int64)  # 3: "no class"
     drawn = {}
-    for scale in (0.0, 0.25, 2.0):
+    for scale in (0.0, DEFAULT_GUIDANCE_SCALE, 3.0):
         drawn[scale] = generator.draw(x_T, step_noise, labels, scale)
         expected = reference_images(model, generator, x_T, step_noise, labels, scale)
         equal, worst = agreement(drawn[scale], expected)
         assert equal >= MIN_EQUAL and worst <= 1, (scale, equal, worst)
-    assert not np.array_equal(drawn[0.0], drawn[2.0])
+    assert not np.array_equal(drawn[0.0], drawn[3.0])
     # the scale may be left out: the initializer holds the model's default
     feeds = generator.feeds(x_T, step_noise, labels, None)
     del feeds["guidance_scale"]
-    assert np.array_equal(generator.session.run(["images"], feeds)[0], drawn[0.25])
+    assert np.array_equal(generator.session.run(["images"], feeds)[0], drawn[DEFAULT_GUIDANCE_SCALE])
 
 
 def test_generator_converts_to_the_ort_format_and_draws_the_same(tiny_onnx, tmp_path):

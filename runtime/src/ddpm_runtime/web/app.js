@@ -2,7 +2,7 @@
 // onnxruntime-web (files in ./ort/, copied by `ddpm-run web`). The maths lives in the modules it imports.
 import * as ort from './ort/ort.min.mjs';
 import { callTimes, fittedOptions, sampleBatch, toUint8 } from './generate.js';
-import { onnxEpsModel } from './model.js';
+import { DEFAULT_GUIDANCE_SCALE, onnxEpsModel } from './model.js';
 import { readModelMetadata } from './onnx_metadata.js';
 import { DEFAULT_SAMPLER, SAMPLERS } from './samplers/index.js';
 import { NoiseSchedule } from './schedule.js';
@@ -75,7 +75,7 @@ async function main() {
     $('guidance-label').hidden = false;
     $('class').add(new Option('no class', ''));
     metadata.classes.names.forEach((name, i) => $('class').add(new Option(name, String(i))));
-    if (defaults && 'guidance_scale' in defaults) $('guidance').value = defaults.guidance_scale;
+    $('guidance').value = defaults?.guidance_scale ?? DEFAULT_GUIDANCE_SCALE; // a guided student's own 0
   }
   const sessions = {};
   const session = async (backend) => {

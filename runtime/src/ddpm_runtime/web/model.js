@@ -3,6 +3,10 @@
 // ddpm_runtime/contract.py declares them: x float32 [B, C, H, W], t float32 [B], y int64 [B] for
 // class-conditional models, eps float32 [B, C, H, W].
 
+// The scale the page offers for a class-conditional model whose metadata names none: ddpm_runtime/guidance.py's
+// DEFAULT_GUIDANCE_SCALE (tests/web/test_page_defaults.py keeps the two equal).
+export const DEFAULT_GUIDANCE_SCALE = 1.5;
+
 function flatten(xs, pixels) {
   const flat = new Float32Array(xs.length * pixels);
   xs.forEach((x, b) => flat.set(x, b * pixels));
