@@ -101,3 +101,28 @@ def test_runtime_test_suite_passes_without_torch(venv, tiny_onnx, tiny_condition
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-500:]
+
+
+@pytest.mark.slow
+def test_export_generator_and_its_sampling_need_no_torch(venv, tiny_onnx, tmp_path):
+    """ddpm_export.generator needs only onnx and the runtime: in the torch-free venv (./export/src on the
+    path, not installed) it writes a generator, and ddpm-run samples it there as it does here."""
+    generator = tmp_path / "generator.onnx"
+    code = (
+        "from ddpm_export.generator import GeneratorRequest, export_generator; "
+        f"r = export_generator({str(tiny_onnx)!r}, {str(generator)!r}, GeneratorRequest(sampler='ddpm', steps=5)); "
+        "assert r.report.passed"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "export" / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    made = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr[-2000:]
+    out = tmp_path / "sampled"
+    args = ["sample", str(generator), "-n", "6", "--seed", "1", "--threads", "1", "--out", str(out)]
+    proc = subprocess.run([str(venv / "bin" / "ddpm-run"), *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    from ddpm_runtime.generate import SamplingSettings, generate
+    from ddpm_runtime.generator_model import load_generator
+
+    model = load_generator(generator, "cpu", threads=1)
+    expected = generate(model, model.metadata, SamplingSettings(num_images=6, sampler="ddpm", steps=5, seed=1))
+    assert np.array_equal(np.load(out / "samples.npz")["arr_0"], expected)
