@@ -214,6 +214,16 @@ def test_a_generator_that_disagrees_is_not_kept(tiny_onnx, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_command_exits_1_when_the_gate_fails(capsys, tiny_onnx, tmp_path, monkeypatch):
+    from ddpm_export import generator as package
+    from ddpm_export.generator.gate import GateReport
+
+    monkeypatch.setattr(package, "compare", lambda *a, **k: GateReport(images=8, equal=0.99, max_difference=3))
+    result = run_ddpm(capsys, "export-generator", tiny_onnx, "-o", tmp_path / "g.onnx", "--steps", "2")
+    assert result.code == 1 and "generator check failed" in error_lines(result)[0] and "99.0000%" in result.err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_generator_library_does_not_import_torch():
     import subprocess
     import sys
