@@ -219,3 +219,46 @@ def export_generator_command(ctx, model, output, sampler, steps, spacing, rho, o
     click.echo(f"{entry.sampler}, {entry.steps} calls{noise}; {result.report.describe()}")
     ratio = result.size_bytes / result.model_size_bytes
     click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {ratio:.2f}x the model file)")
+
+
+@click.command("quantize")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The 8-bit model file to write.")
+@click.option("--mode", default="int8", show_default=True, help="int8: static QDQ quantization (ONNX Runtime).")
+@click.option(
+    "--calibration-images",
+    type=int,
+    default=None,
+    help="Starting noises whose default-sampler trajectories calibrate the activation ranges.  [default: 32]",
+)
+@click.option(
+    "--max-image-diff",
+    type=float,
+    default=None,
+    help="The gate: the largest mean absolute pixel difference (grey levels) from the float32 model's images "
+    "for the same noise.  [default: 8]",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing -o file (never MODEL).")
+@click.pass_context
+def quantize_command(ctx, model, output, mode, calibration_images, max_image_diff, overwrite) -> None:
+    """Write an 8-bit copy of MODEL (a file of `ddpm export-onnx`), calibrated on the network's inputs
+    along its default sampler's trajectories; kept only if its images stay within --max-image-diff of
+    the float32 model's (exit 1 otherwise, nothing written). Every sampler runs on it unchanged.
+    """
+    from .quantize import (
+        DEFAULT_CALIBRATION_IMAGES,
+        DEFAULT_MAX_IMAGE_DIFF,
+        QuantizationRejected,
+        quantize_model,
+    )
+
+    images = DEFAULT_CALIBRATION_IMAGES if calibration_images is None else calibration_images
+    limit = DEFAULT_MAX_IMAGE_DIFF if max_image_diff is None else max_image_diff
+    try:
+        result = quantize_model(model, output, mode, images, limit, overwrite)
+    except QuantizationRejected as exc:
+        click.echo(f"error: quantization rejected: {exc}", err=True)
+        ctx.exit(1)
+    click.echo(f"calibrated on {result.calibration_batches} model calls; {result.report.describe()}")
+    ratio = result.size_bytes / result.model_size_bytes
+    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {ratio:.2f}x the model file)")

@@ -231,7 +231,7 @@ def sample_command(
         kept = f", {len(wanted) - len(todo)} already done" if len(todo) < len(wanted) else ""
         click.echo(
             f"{model}: {sampler}, {total_steps} steps, {settings.num_images} images in {len(ranges)} batch(es)"
-            f"{request.describe()}{part}{kept}, provider {eps_model.provider}",
+            f"{request.describe()}{part}{kept}, provider {eps_model.provider}{_quantized_note(eps_model.metadata)}",
             err=True,
         )
         progress = _SamplingProgress([len(ranges[b]) for b in todo], total_steps)
@@ -417,6 +417,13 @@ def info_command(model, as_json) -> None:
             + "".join(f", {k} {v}" for k, v in sorted(default.get("options", {}).items()))
             + (f" (distilled from a teacher of {default['teacher_steps']} steps)" if "teacher_steps" in default else "")
         )
+    if meta.quantized is not None:
+        calibration = meta.quantized.get("calibration", {})
+        lines.append(
+            f"quantized:  {meta.quantized['mode']} (ddpm quantize; calibrated on "
+            + ", ".join(f"{k} {v}" for k, v in sorted(calibration.items()))
+            + ")"
+        )
     if meta.generator is not None:
         entry = meta.generator
         lines.append(
@@ -437,6 +444,11 @@ def info_command(model, as_json) -> None:
             f"label dropout {meta.training.get('label_dropout')}",
         )
     click.echo("\n".join(lines))
+
+
+def _quantized_note(metadata) -> str:
+    """Said on sample's first line, so an 8-bit file is never taken for the float32 one."""
+    return "" if metadata.quantized is None else f", {metadata.quantized['mode']} model (quantized)"
 
 
 def _network_prediction(training: dict) -> str:

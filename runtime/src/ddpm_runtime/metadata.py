@@ -124,6 +124,8 @@ class ModelMetadata:
     default_sampling: dict | None = None  # {"sampler": name, "steps": n}
     # A generator file's baked-in sampler (the file maps noise to images); None: the file predicts eps.
     generator: GeneratorEntry | None = None
+    # An 8-bit file (``ddpm quantize``): {"mode": "int8", "calibration": {...}, "gate": {...}}; None: float32.
+    quantized: dict | None = None
 
     @property
     def conditional(self) -> bool:
@@ -140,7 +142,9 @@ class ModelMetadata:
     def to_json(self) -> str:
         data = asdict(self)
         data["image"]["value_range"] = list(self.image.value_range)
-        del data["fitted"], data["default_sampling"], data["generator"]
+        del data["fitted"], data["default_sampling"], data["generator"], data["quantized"]
+        if self.quantized is not None:
+            data["quantized"] = dict(self.quantized)
         if self.generator is not None:  # absent otherwise, so eps-model documents read as they always did
             data["generator"] = self.generator.to_dict()
         if self.fitted or self.default_sampling:
@@ -186,6 +190,7 @@ class ModelMetadata:
             fitted = _fitted(data["sampling"], schedule.num_timesteps) if "sampling" in data else ()
             default = _default_sampling(data["sampling"]) if "sampling" in data else None
             generator = GeneratorEntry.from_dict(data["generator"]) if "generator" in data else None
+            quantized = _quantized(data["quantized"]) if "quantized" in data else None
             result = cls(
                 spec,
                 schedule,
@@ -198,6 +203,7 @@ class ModelMetadata:
                 fitted,
                 default,
                 generator,
+                quantized,
             )
         except UserError as exc:
             raise UserError(f"{source}: bad metadata: {exc}") from None
@@ -257,3 +263,9 @@ def _default_sampling(data: dict) -> dict | None:
     if not isinstance(default.get("sampler"), str) or int(default.get("steps", 0)) < 1:
         raise UserError(f"the default sampling needs a sampler name and steps >= 1, got {default!r}"[:200])
     return {**default, "steps": int(default["steps"])}
+
+
+def _quantized(data) -> dict:
+    if not isinstance(data, dict) or not isinstance(data.get("mode"), str):
+        raise UserError(f"the quantized entry needs a mode, got {data!r}"[:200])
+    return dict(data)
