@@ -8,7 +8,7 @@ from ..data import load_images
 from .checkpoint import load_checkpoint
 from .compute import layout_name, precision_name
 from .data_objective import data_trainer
-from .distributed import DistInfo, init_from_env, shutdown
+from .distributed import DistInfo, finished_together, init_from_env, shutdown
 from .run_folder import RunFolder
 from .session import Callbacks, RunSummary, holding, run_compute, run_in_folder
 from .settings import TrainRequest, data_limit, resolve_classes, resolve_settings
@@ -18,7 +18,9 @@ def run_training(request: TrainRequest, callbacks: Callbacks | None = None) -> R
     callbacks = callbacks or Callbacks()
     info, device = init_from_env(request.device, request.deterministic)
     try:
-        return _run(request, callbacks, info, device)
+        summary = _run(request, callbacks, info, device)
+        finished_together(info)
+        return summary
     finally:
         shutdown()
 
