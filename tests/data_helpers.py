@@ -31,10 +31,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
 CLASS_NAMES = ("disc", "ring", "Ankle boot")  # the tiny conditional model's classes
 
 
-def make_checkpoint(path, preset_name: str, size: int, steps: int, conditional: bool = False, **train) -> None:
+def make_checkpoint(
+    path, preset_name: str, size: int, steps: int, conditional: bool = False, schedule: str = "linear", **train
+) -> None:
     """A real checkpoint from the Trainer: random weights (steps=0) or trained a few steps; with
-    ``conditional``, a class-conditional model of CLASS_NAMES (labels i mod 3). ``train``: other TrainConfig
-    settings."""
+    ``conditional``, a class-conditional model of CLASS_NAMES (labels i mod 3); ``schedule``: its kind.
+    ``train``: other TrainConfig settings."""
     from ddpm_runtime.schedule import ScheduleConfig
     from ddpm_training.data import ImageData
     from ddpm_training.data.classes import ClassConditioning
@@ -49,7 +51,7 @@ def make_checkpoint(path, preset_name: str, size: int, steps: int, conditional: 
     classes = ClassConditioning(CLASS_NAMES) if conditional else None
     config = preset(preset_name).with_image(1, size).with_classes(len(CLASS_NAMES) if conditional else 0)
     train = TrainConfig(**{"batch_size": 8, "lr": 1e-3, "ema_decay": 0.9, **train})
-    trainer = data_trainer(config, ScheduleConfig(), train, data, classes=classes)
+    trainer = data_trainer(config, ScheduleConfig(kind=schedule), train, data, classes=classes)
     for _ in range(steps):
         trainer.train_step()
     save_checkpoint(path, trainer.state_dict())

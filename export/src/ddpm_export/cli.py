@@ -5,6 +5,7 @@ Exit codes: 0 exported and kept; 1 the parity gate failed (no file written); 2 b
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
@@ -64,7 +65,8 @@ def _common(func):
     return func
 
 
-def _finish(ctx: click.Context, run) -> None:
+def _finish(ctx: click.Context, run, kept: str | None = None) -> None:
+    """Run an export; ``kept``: the line to print instead of 'wrote PATH' (the file is not the result)."""
     from .errors import ParityError
 
     try:
@@ -77,7 +79,70 @@ def _finish(ctx: click.Context, run) -> None:
         click.echo(result.report.table())
     else:
         click.echo("parity check skipped (--no-check)")
-    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB)")
+    click.echo(kept or f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB)")
+
+
+def _quantize_options(func):
+    """The options ``ddpm quantize`` and ``ddpm export-onnx --quantize`` share."""
+    func = click.option(
+        "--max-class-change",
+        type=float,
+        default=None,
+        help="The gate with --real: the largest share of its images whose class (ddpm eval's CNN) differs "
+        "from the float32 model's.  [default: 0.25]",
+    )(func)
+    func = click.option(
+        "--real",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Labelled real data (any format ddpm train reads): the gate then also compares the classes "
+        "ddpm eval's CNN (trained on it, or from its cache) sees in both models' images.",
+    )(func)
+    func = click.option(
+        "--max-image-diff",
+        type=float,
+        default=None,
+        help="The gate: the largest mean absolute pixel difference (grey levels) from the float32 model's "
+        "images for the same noise.  [default: 8 for int8, 0.5 for fp16]",
+    )(func)
+    func = click.option(
+        "--calibration-images",
+        type=int,
+        default=None,
+        help="Starting noises whose default-sampler trajectories calibrate the activation ranges.  [default: 32]",
+    )(func)
+    return func
+
+
+def _quantize(ctx, model, output, mode, calibration_images, max_image_diff, real, max_class_change, overwrite):
+    """Run ``quantize_model`` with the command's options: exit 1 with one line when the gate refuses."""
+    from .quantize import (
+        DEFAULT_CALIBRATION_IMAGES,
+        DEFAULT_MAX_CLASS_CHANGE,
+        QuantizationRejected,
+        quantize_model,
+    )
+
+    def on_epoch(epoch, accuracy):
+        click.echo(f"training ddpm eval's CNN on {real}: epoch {epoch}, held-out accuracy {accuracy:.1%}", err=True)
+
+    options = {
+        "calibration_images": DEFAULT_CALIBRATION_IMAGES if calibration_images is None else calibration_images,
+        "max_image_diff": max_image_diff,
+        "max_class_change": DEFAULT_MAX_CLASS_CHANGE if max_class_change is None else max_class_change,
+        "real": real,
+        "on_classifier_epoch": on_epoch,
+        "overwrite": overwrite,
+    }
+    try:
+        result = quantize_model(model, output, mode, **options)
+    except QuantizationRejected as exc:
+        click.echo(f"error: quantization rejected: {exc}", err=True)
+        ctx.exit(1)
+    calibrated = f"calibrated on {result.calibration_batches} model calls; " if result.calibration_batches else ""
+    click.echo(f"{calibrated}{result.report.describe()}")
+    ratio = result.size_bytes / result.model_size_bytes
+    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {ratio:.2f}x the model file)")
 
 
 @click.command("export-onnx")
@@ -91,18 +156,58 @@ def _finish(ctx: click.Context, run) -> None:
     "WebGPU and WebAssembly: opset 21, which the WebGPU backend runs without falling back to the CPU).",
 )
 @click.option("--opset", type=int, default=None, help="ONNX opset version  [default: the --target's]")
+@click.option(
+    "--quantize",
+    "quantize_mode",
+    default=None,
+    help="Write an int8 or fp16 model instead, as `ddpm quantize --mode` makes from the float32 export, which "
+    "must pass the parity gate first and is not kept; the --calibration-images, --max-image-diff, --real "
+    "and --max-class-change options are ddpm quantize's.",
+)
+@_quantize_options
 @click.pass_context
-def export_onnx_command(ctx, checkpoint, output, overwrite, weights, atol, check, target, opset) -> None:
+def export_onnx_command(
+    ctx,
+    checkpoint,
+    output,
+    overwrite,
+    weights,
+    atol,
+    check,
+    target,
+    opset,
+    quantize_mode,
+    calibration_images,
+    max_image_diff,
+    real,
+    max_class_change,
+) -> None:
     """Export CHECKPOINT's U-Net to ONNX: inputs x [batch, C, H, W] and t [batch] (float32), output eps.
 
     The model carries its schedule and metadata (metadata_props key 'ddpm'), passes
     onnx.checker (full_check) and is compared with PyTorch in ONNX Runtime before it is kept.
     """
     from .onnx_export import export_onnx
+    from .outputs import prepare_output
     from .source import load_source
 
     options = {"atol": atol, "check": check, "overwrite": overwrite, "target": target, "opset": opset}
-    _finish(ctx, lambda: export_onnx(load_source(checkpoint, weights), output, **options))
+    quantize_options = (calibration_images, max_image_diff, real, max_class_change)
+    if quantize_mode is None:
+        if any(option is not None for option in quantize_options):
+            raise ExportError("--calibration-images, --max-image-diff, --real and --max-class-change need --quantize")
+        _finish(ctx, lambda: export_onnx(load_source(checkpoint, weights), output, **options))
+        return
+    from .quantize import check_quantize_options
+
+    check_quantize_options(quantize_mode, calibration_images, max_image_diff, max_class_change)
+    if not check:
+        raise ExportError("--quantize needs the parity gate: the float32 export it starts from must pass it")
+    output = prepare_output(output, "model-int8.onnx", checkpoint, overwrite)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as tmp:
+        float32 = Path(tmp) / "float32.onnx"
+        _finish(ctx, lambda: export_onnx(load_source(checkpoint, weights), float32, **options), "float32 export passed")
+        _quantize(ctx, float32, output, quantize_mode, *quantize_options, overwrite)
 
 
 @click.command("export-torchscript")
@@ -223,42 +328,23 @@ def export_generator_command(ctx, model, output, sampler, steps, spacing, rho, o
 
 @click.command("quantize")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The 8-bit model file to write.")
-@click.option("--mode", default="int8", show_default=True, help="int8: static QDQ quantization (ONNX Runtime).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The model file to write.")
 @click.option(
-    "--calibration-images",
-    type=int,
-    default=None,
-    help="Starting noises whose default-sampler trajectories calibrate the activation ranges.  [default: 32]",
+    "--mode",
+    default="int8",
+    show_default=True,
+    help="int8: static QDQ quantization (ONNX Runtime's CPU provider, onnxruntime-web's WebAssembly); "
+    "fp16: float16 weights and activations, for GPUs and WebGPU.",
 )
-@click.option(
-    "--max-image-diff",
-    type=float,
-    default=None,
-    help="The gate: the largest mean absolute pixel difference (grey levels) from the float32 model's images "
-    "for the same noise.  [default: 8]",
-)
+@_quantize_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing -o file (never MODEL).")
 @click.pass_context
-def quantize_command(ctx, model, output, mode, calibration_images, max_image_diff, overwrite) -> None:
-    """Write an 8-bit copy of MODEL (a file of `ddpm export-onnx`), calibrated on the network's inputs
-    along its default sampler's trajectories; kept only if its images stay within --max-image-diff of
-    the float32 model's (exit 1 otherwise, nothing written). Every sampler runs on it unchanged.
+def quantize_command(
+    ctx, model, output, mode, calibration_images, max_image_diff, real, max_class_change, overwrite
+) -> None:
+    """Write an int8 or fp16 copy of MODEL (a file of `ddpm export-onnx`); int8 is calibrated on the
+    network's inputs along its default sampler's trajectories. Kept only if its images stay within
+    --max-image-diff of the float32 model's, and with --real within --max-class-change (exit 1
+    otherwise, nothing written). Every sampler runs on it unchanged.
     """
-    from .quantize import (
-        DEFAULT_CALIBRATION_IMAGES,
-        DEFAULT_MAX_IMAGE_DIFF,
-        QuantizationRejected,
-        quantize_model,
-    )
-
-    images = DEFAULT_CALIBRATION_IMAGES if calibration_images is None else calibration_images
-    limit = DEFAULT_MAX_IMAGE_DIFF if max_image_diff is None else max_image_diff
-    try:
-        result = quantize_model(model, output, mode, images, limit, overwrite)
-    except QuantizationRejected as exc:
-        click.echo(f"error: quantization rejected: {exc}", err=True)
-        ctx.exit(1)
-    click.echo(f"calibrated on {result.calibration_batches} model calls; {result.report.describe()}")
-    ratio = result.size_bytes / result.model_size_bytes
-    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {ratio:.2f}x the model file)")
+    _quantize(ctx, model, output, mode, calibration_images, max_image_diff, real, max_class_change, overwrite)

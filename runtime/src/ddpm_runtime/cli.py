@@ -418,12 +418,7 @@ def info_command(model, as_json) -> None:
             + (f" (distilled from a teacher of {default['teacher_steps']} steps)" if "teacher_steps" in default else "")
         )
     if meta.quantized is not None:
-        calibration = meta.quantized.get("calibration", {})
-        lines.append(
-            f"quantized:  {meta.quantized['mode']} (ddpm quantize; calibrated on "
-            + ", ".join(f"{k} {v}" for k, v in sorted(calibration.items()))
-            + ")"
-        )
+        lines.append(f"quantized:  {_describe_quantized(meta.quantized)}")
     if meta.generator is not None:
         entry = meta.generator
         lines.append(
@@ -444,6 +439,25 @@ def info_command(model, as_json) -> None:
             f"label dropout {meta.training.get('label_dropout')}",
         )
     click.echo("\n".join(lines))
+
+
+def _describe_quantized(entry: dict) -> str:
+    """The ``quantized`` entry in one line (each part only where the file says it)."""
+    parts = [entry["mode"] + (f", {entry['format']}" if "format" in entry else "")]
+    if entry.get("kept_float"):
+        parts.append("kept in float32: " + ", ".join(entry["kept_float"]))
+    calibration = entry.get("calibration", {})
+    if calibration:
+        parts.append(
+            f"calibrated ({calibration.get('method', '?')}) on {calibration.get('model_calls', '?')} model calls "
+            f"from {calibration.get('images', '?')} starting noises along the {calibration.get('inputs', '?')}"
+        )
+    gate = entry.get("gate", {})
+    if gate:
+        limits = [f"mean pixel difference <= {gate['max_image_diff']:g}"] if "max_image_diff" in gate else []
+        limits += [f"class change <= {gate['max_class_change']:.0%}"] if "max_class_change" in gate else []
+        parts.append("gate: " + ", ".join(limits))
+    return "; ".join(parts)
 
 
 def _quantized_note(metadata) -> str:

@@ -1,16 +1,17 @@
-"""``ddpm quantize``: an 8-bit (int8) copy of a model file, calibrated on the sampler's own model inputs and
-kept only if its images stay close to the float32 model's.
+"""``ddpm quantize``: a lower-precision copy of a model file, kept only if its images stay close to the
+float32 model's for the same noise.
 
-ONNX Runtime's static quantization (QDQ format: QuantizeLinear/DequantizeLinear pairs around the
-quantized operators, which its CPU provider fuses into integer kernels), per-channel signed 8-bit
-weights and unsigned 8-bit activations, on the convolutions and matrix products; normalisations,
-softmax and the sampler's maths stay float32/float64.
+int8: calibrated on the sampler's own model inputs; what is quantized is the recipe's (recipe.py): the
+convolutions and matrix products but the input convolution; normalisations, softmax, attention and the
+sampler's maths stay float32/float64. fp16: the network in float16 but the parts float16 would break
+(float16.py), for GPUs and WebGPU.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,15 +24,17 @@ from ddpm_runtime.onnx_model import load_onnx_model
 from ..errors import ExportError
 from ..outputs import prepare_output
 from .calibration import trajectory_feeds
-from .gate import DEFAULT_MAX_IMAGE_DIFF, ImageGateReport, compare_images
+from .classes import eval_classifier
+from .float16 import KEPT_FLOAT, to_float16
+from .gate import DEFAULT_MAX_CLASS_CHANGE, DEFAULT_MAX_IMAGE_DIFF, Classify, ImageGateReport, compare_images
+from .recipe import DEFAULT_RECIPE, Recipe, quantize_file
 
-MODES = ("int8",)
-QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+MODES = ("int8", "fp16")
 DEFAULT_CALIBRATION_IMAGES = 32
 
 
 class QuantizationRejected(Exception):
-    """The 8-bit model's images differ from float32's beyond the gate: exit code 1, no file kept."""
+    """The quantized model's images differ from float32's beyond the gate: exit code 1, no file kept."""
 
     def __init__(self, message: str, report: ImageGateReport):
         super().__init__(message)
@@ -42,9 +45,21 @@ class QuantizationRejected(Exception):
 class QuantizeResult:
     path: Path
     report: ImageGateReport
-    calibration_batches: int
+    calibration_batches: int  # 0 for fp16, which needs no calibration
     size_bytes: int
     model_size_bytes: int
+
+
+def check_quantize_options(mode, calibration_images=None, max_image_diff=None, max_class_change=None) -> None:
+    """The options' values, before any work (None: the default, always valid)."""
+    if mode not in MODES:
+        raise ExportError(f"unknown quantization mode {mode!r} (choose from {', '.join(MODES)})")
+    if calibration_images is not None and calibration_images < 1:
+        raise ExportError(f"--calibration-images must be at least 1, got {calibration_images}")
+    if max_image_diff is not None and not max_image_diff >= 0:
+        raise ExportError(f"--max-image-diff must be a number >= 0, got {max_image_diff}")
+    if max_class_change is not None and not 0 <= max_class_change <= 1:
+        raise ExportError(f"--max-class-change must be a share between 0 and 1, got {max_class_change}")
 
 
 def quantize_model(
@@ -52,24 +67,58 @@ def quantize_model(
     output: str | os.PathLike,
     mode: str = "int8",
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
-    max_image_diff: float = DEFAULT_MAX_IMAGE_DIFF,
+    max_image_diff: float | None = None,
     overwrite: bool = False,
+    recipe: Recipe = DEFAULT_RECIPE,
+    real: str | os.PathLike | None = None,
+    max_class_change: float = DEFAULT_MAX_CLASS_CHANGE,
+    classify: Classify | None = None,
+    on_classifier_epoch: Callable[[int, float], None] = lambda epoch, accuracy: None,
 ) -> QuantizeResult:
-    """Quantize the model file ``model`` to ``output`` (atomically), through the image gate."""
+    """Quantize the model file ``model`` to ``output`` (atomically), through the image gate; with
+    ``real`` (labelled data: ddpm eval's CNN trained on it) or a ``classify`` function, the gate
+    also compares the classes of both models' images."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     model = Path(model)
-    if mode not in MODES:
-        raise ExportError(f"unknown --mode {mode!r} (choose from {', '.join(MODES)})")
-    if calibration_images < 1:
-        raise ExportError(f"--calibration-images must be at least 1, got {calibration_images}")
-    if not max_image_diff >= 0:
-        raise ExportError(f"--max-image-diff must be a number >= 0, got {max_image_diff}")
+    check_quantize_options(mode, calibration_images, max_image_diff, max_class_change)
+    max_image_diff = DEFAULT_MAX_IMAGE_DIFF[mode] if max_image_diff is None else max_image_diff
     reference = load_onnx_model(model, "cpu", threads=1)
     if reference.metadata.quantized is not None:
         raise ExportError(f"{model}: is already quantized ({reference.metadata.quantized['mode']})")
-    out = prepare_output(output, "model-int8.onnx", model, overwrite)
+    out = prepare_output(output, f"model-{mode}.onnx", model, overwrite)
+    if real is not None:
+        image = reference.metadata.image
+        shape = (image.channels, image.height, image.width)
+        classify = eval_classifier(Path(real), shape, on_classifier_epoch)
+    gate = {"max_image_diff": max_image_diff, **({} if classify is None else {"max_class_change": max_class_change})}
+    if mode == "fp16":
+        proto = to_float16(onnx.load(str(model)))
+        entry, batches = {"format": "float16 weights and activations", "kept_float": KEPT_FLOAT}, 0
+    else:
+        proto, batches = _int8(model, out, reference, recipe, calibration_images)
+        entry = {**recipe.describe(), "calibration": _calibration(recipe, calibration_images, batches)}
+    metadata = with_quantized(reference.metadata, proto, {"mode": mode, **entry, "gate": gate})
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {contract.METADATA_KEY: metadata.to_json()})
+    data = proto.SerializeToString()
+    check_free_space(out, len(data))
+    with staged_file(out) as staged:
+        staged.write_bytes(data)
+        candidate = load_onnx_model(staged, "cpu", threads=1)
+        report = compare_images(
+            reference, candidate, max_image_diff, classify=classify, max_class_change=max_class_change
+        )
+        if not report.passed:
+            raise QuantizationRejected(f"{mode} model rejected: {report.describe()}; nothing written to {out}", report)
+    return QuantizeResult(out, report, batches, len(data), model.stat().st_size)
+
+
+def _int8(model: Path, out: Path, reference, recipe: Recipe, calibration_images: int):
+    """(the int8 model, the number of calibration batches)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader
+
     feeds = trajectory_feeds(reference, calibration_images)
 
     class Reader(CalibrationDataReader):
@@ -81,38 +130,15 @@ def quantize_model(
 
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         quantized_path = Path(tmp) / "quantized.onnx"
-        quantize_static(
-            str(model),
-            str(quantized_path),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(QUANTIZED_OPS),
-        )
-        proto = onnx.load(str(quantized_path))
-    metadata = with_quantized(reference.metadata, proto, mode, calibration_images, len(feeds), max_image_diff)
-    del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, {contract.METADATA_KEY: metadata.to_json()})
-    data = proto.SerializeToString()
-    check_free_space(out, len(data))
-    with staged_file(out) as staged:
-        staged.write_bytes(data)
-        report = compare_images(reference, load_onnx_model(staged, "cpu", threads=1), max_image_diff)
-        if not report.passed:
-            raise QuantizationRejected(f"8-bit model rejected: {report.describe()}; nothing written to {out}", report)
-    return QuantizeResult(out, report, len(feeds), len(data), model.stat().st_size)
+        quantize_file(model, quantized_path, Reader(), recipe)
+        return onnx.load(str(quantized_path)), len(feeds)
 
 
-def with_quantized(metadata: ModelMetadata, proto, mode, images: int, batches: int, max_diff: float) -> ModelMetadata:
+def _calibration(recipe: Recipe, images: int, batches: int) -> dict:
+    return {"images": images, "model_calls": batches, "method": recipe.method, "inputs": "default sampler"}
+
+
+def with_quantized(metadata: ModelMetadata, proto, quantized: dict) -> ModelMetadata:
     """The float model's metadata with the ``quantized`` entry and the new weights' digest."""
-    quantized = {
-        "mode": mode,
-        "format": "QDQ, per-channel s8 weights, u8 activations",
-        "operators": list(QUANTIZED_OPS),
-        "calibration": {"images": images, "model_calls": batches, "method": "minmax", "inputs": "default sampler"},
-        "gate": {"max_image_diff": max_diff},
-    }
     exporter = {**metadata.exporter, contract.WEIGHTS_DIGEST_KEY: weights_sha256(proto.SerializeToString())}
     return replace(metadata, quantized=quantized, exporter=exporter)
