@@ -4,7 +4,8 @@ For one model file (``ddpm export-onnx``), every recipe of ``RECIPES`` (or those
 is quantized with ``ddpm quantize``'s own code (gate limit lifted, so a bad recipe is measured rather
 than refused). Then, in alternating rounds in this one process: one forward (x, t[, y]) at batch 8
 and 64 in a session with one thread and with a thread per core, and ``ddpm-run sample``'s own path
-(the model's default sampler, rows split over single-threaded sessions, batch 8 and 64). Printed as
+(the model's default sampler, rows split over single-threaded sessions, batch 8 and 64; and one
+single-threaded session at batch 8). Printed as
 a Markdown table under a header naming the machine (bench/machine.py).
 
     python bench/quantize_options.py runs/NAME/model.onnx [--recipes default,all-ops] [--out DIR]
@@ -13,8 +14,6 @@ a Markdown table under a header naming the machine (bench/machine.py).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import statistics
 import tempfile
 import time
@@ -36,9 +35,10 @@ RECIPES = {
     "output conv kept": Recipe(keep_output_convolution=True),
     "no ConvTranspose": Recipe(operators=("Conv", "MatMul", "Gemm")),
     "convolutions only": Recipe(operators=("Conv",)),
-    "percentile": Recipe(method="percentile"),
+    "minmax": Recipe(method="minmax"),
     "entropy": Recipe(method="entropy"),
     "s8 activations": Recipe(activations="s8"),
+    "fp16": None,  # --mode fp16
 }
 
 
@@ -80,10 +80,14 @@ def main() -> None:
         for name in names:
             path = folder / f"{name.replace(' ', '-')}.onnx"
             try:
-                with contextlib.redirect_stdout(io.StringIO()):  # the histogram methods print progress
-                    result = quantize_model(
-                        args.model, path, max_image_diff=float("inf"), overwrite=True, recipe=RECIPES[name]
-                    )
+                result = quantize_model(
+                    args.model,
+                    path,
+                    mode="int8" if RECIPES[name] else "fp16",
+                    max_image_diff=float("inf"),
+                    overwrite=True,
+                    recipe=RECIPES[name] or DEFAULT_RECIPE,
+                )
             except Exception as exc:  # a recipe ONNX Runtime cannot build or load is a finding, not a crash
                 rows[name] = {"size": None, "gate": f"fails: {str(exc).splitlines()[0][:90]}"}
                 continue
@@ -121,6 +125,12 @@ def main() -> None:
                         1.0 / args.images,
                         1,
                     )
+                    if batch == 8:
+                        loops[name, "sample b8, 1 thread (s/image)"] = (
+                            lambda m=one, s=settings: generate(m, m.metadata, s),
+                            1.0 / args.images,
+                            1,
+                        )
             for _ in range(args.rounds):
                 for (name, what), (run, scale, repeats) in loops.items():
                     timings[name].setdefault(what, []).append(timed(run, repeats) * scale)

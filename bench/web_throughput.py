@@ -53,10 +53,12 @@ def page_run(site: Path, isolated: bool, query: str, fields: dict, screenshot: P
     return status
 
 
-def max_grey_difference(status: dict, expected: np.ndarray) -> int:
+def max_grey_difference(status: dict, expected: np.ndarray) -> str:
+    """The largest and the mean difference from ``expected``'s pixels, in grey levels."""
     n, h, w, c = expected.shape
     got = np.asarray(status["pixels"], dtype=np.uint8).reshape(n, c, h, w).transpose(0, 2, 3, 1)
-    return int(np.abs(got.astype(int) - expected.astype(int)).max())
+    difference = np.abs(got.astype(int) - expected.astype(int))
+    return f"{difference.max()} (mean {difference.mean():.2f})"
 
 
 def main() -> None:

@@ -34,8 +34,10 @@ try {
     status = await page.evaluate(() => window.ddpmStatus);
   }
   const shown = await page.$eval('#error', (el) => el.textContent);
+  const backendNote = await page.$eval('#backend', (el) => el.title);
+  const meta = await page.$eval('#meta', (el) => el.textContent);
   if (request.screenshot) await page.screenshot({ path: request.screenshot, fullPage: true });
-  console.log(JSON.stringify({ status, shownError: shown, consoleErrors, backends, classes }));
+  console.log(JSON.stringify({ status, shownError: shown, consoleErrors, backends, classes, backendNote, meta }));
 } finally {
   await browser.close();
 }

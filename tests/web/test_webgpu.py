@@ -81,3 +81,54 @@ def test_page_on_webgpu_draws_ddpm_runs_images(web_onnx, tmp_path, serve):
     got = np.asarray(status["pixels"], dtype=np.uint8).reshape(expected.shape[0], 1, 12, 12).transpose(0, 2, 3, 1)
     assert expected.std() > 0
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def web_fp16(web_onnx, tmp_path_factory) -> Path:
+    from ddpm_export.quantize import quantize_model
+
+    half = tmp_path_factory.mktemp("fp16") / "web-fp16.onnx"
+    quantize_model(web_onnx, half, mode="fp16")
+    return half
+
+
+def fp16_page_gate(web_onnx, web_fp16, tmp_path, serve, backend: str) -> dict:
+    """The page draws 4 images from the fp16 file on ``backend``; returns the page's result, with
+    ``difference``: the mean pixel difference from ddpm-run's images (CPU) of the float32 file."""
+    fields = {"count": 4, "seed": 3, "steps": 6, "backend": backend}
+    result = drive(serve(build(web_fp16, tmp_path / backend)), generate=True, webgpu=True, fields=fields)
+    if backend not in result["backends"]:
+        return result
+    assert result["consoleErrors"] == [] and result["shownError"] == ""
+    status = result["status"]
+    assert status.get("done") and status["backend"] == backend, status
+    model = load_onnx_model(web_onnx, "cpu")
+    settings = SamplingSettings(num_images=4, batch_size=16, sampler="dpm-solver++-sde", steps=6, seed=3)
+    expected = generate(model, model.metadata, settings)
+    got = np.asarray(status["pixels"], dtype=np.uint8).reshape(4, 1, 12, 12).transpose(0, 2, 3, 1)
+    return {**result, "difference": float(np.abs(got.astype(int) - expected.astype(int)).mean())}
+
+
+def test_fp16_file_on_the_page_passes_the_fp16_image_gate(web_onnx, web_fp16, tmp_path, serve):
+    """`ddpm quantize --mode fp16` of the web export, drawn by the page on WebAssembly: its images
+    against ddpm-run's (CPU) from the float32 file for the same noise, by the fp16 gate's measure."""
+    from ddpm_export.quantize import DEFAULT_MAX_IMAGE_DIFF
+
+    result = fp16_page_gate(web_onnx, web_fp16, tmp_path, serve, "wasm")
+    assert "fp16 model (quantized)" in result["meta"]
+    assert result["difference"] <= DEFAULT_MAX_IMAGE_DIFF["fp16"], result["difference"]
+
+
+def test_fp16_file_is_offered_webgpu_only_with_shader_f16(web_onnx, web_fp16, tmp_path, serve):
+    """On WebGPU a float16 model needs the adapter's shader-f16 feature: without it (SwiftShader here)
+    the page offers no WebGPU for the file and says why, rather than failing on every node; with it,
+    the images pass the fp16 gate."""
+    from ddpm_export.quantize import DEFAULT_MAX_IMAGE_DIFF
+
+    result = fp16_page_gate(web_onnx, web_fp16, tmp_path, serve, "webgpu")
+    if "webgpu" in result["backends"]:
+        assert result["difference"] <= DEFAULT_MAX_IMAGE_DIFF["fp16"], result["difference"]
+        return
+    if "shader-f16" not in result["backendNote"]:
+        pytest.skip("this chromium offers no WebGPU adapter")
+    assert result["consoleErrors"] == [] and result["status"].get("ready")  # WebAssembly still offered

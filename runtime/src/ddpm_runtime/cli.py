@@ -452,11 +452,11 @@ def _describe_quantized(entry: dict) -> str:
             f"calibrated ({calibration.get('method', '?')}) on {calibration.get('model_calls', '?')} model calls "
             f"from {calibration.get('images', '?')} starting noises along the {calibration.get('inputs', '?')}"
         )
-    gate = entry.get("gate", {})
-    if gate:
+    if "gate" in entry:
+        gate = entry["gate"]
         limits = [f"mean pixel difference <= {gate['max_image_diff']:g}"] if "max_image_diff" in gate else []
         limits += [f"class change <= {gate['max_class_change']:.0%}"] if "max_class_change" in gate else []
-        parts.append("gate: " + ", ".join(limits))
+        parts.append("gate: " + (", ".join(limits) or "no limit"))
     return "; ".join(parts)
 
 

@@ -159,7 +159,7 @@ class ModelMetadata:
                 "num_classes": self.classes.num_classes,
                 "null_index": self.classes.null_index,
             }
-        return json.dumps(data, sort_keys=True)
+        return json.dumps(data, sort_keys=True, allow_nan=False)  # JavaScript's JSON.parse reads no Infinity
 
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> ModelMetadata:

@@ -9,6 +9,7 @@ sampler's maths stay float32/float64. fp16: the network in float16 but the parts
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -91,7 +92,8 @@ def quantize_model(
         image = reference.metadata.image
         shape = (image.channels, image.height, image.width)
         classify = eval_classifier(Path(real), shape, on_classifier_epoch)
-    gate = {"max_image_diff": max_image_diff, **({} if classify is None else {"max_class_change": max_class_change})}
+    limits = {"max_image_diff": max_image_diff, **({} if classify is None else {"max_class_change": max_class_change})}
+    gate = {name: limit for name, limit in limits.items() if math.isfinite(limit)}  # no entry: no limit
     if mode == "fp16":
         proto = to_float16(onnx.load(str(model)))
         entry, batches = {"format": "float16 weights and activations", "kept_float": KEPT_FLOAT}, 0

@@ -27,6 +27,7 @@ function describe(metadata) {
     `${schedule.kind} schedule, T=${schedule.num_timesteps}`,
   ];
   if (metadata.classes) parts.push(`classes: ${metadata.classes.names.join(', ')}`);
+  if (metadata.quantized) parts.push(`${metadata.quantized.mode} model (quantized)`);
   const own = metadata.sampling?.default; // the model's default sampler: a distilled student's, or a v model's
   if (own) parts.push(`samples with ${own.sampler}, ${own.steps} calls${'teacher_steps' in own ? ` (distilled from a teacher of ${own.teacher_steps} steps)` : ''}`);
   return parts.join(' · ');
@@ -61,7 +62,11 @@ async function main() {
     return fail(err.message);
   }
   $('meta').textContent = describe(metadata);
-  if (navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null))) {
+  const adapter = navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null));
+  if (adapter && metadata.quantized?.mode === 'fp16' && !adapter.features.has('shader-f16')) {
+    // onnxruntime-web would compile float16 shaders anyway and fail on every node.
+    $('backend').title = "WebGPU: this browser's adapter has no shader-f16, which a float16 model needs";
+  } else if (adapter) {
     // onnxruntime-web's WebGPU kernels stop at opset 21: newer nodes would run on the CPU (see --target web).
     const opset = metadata.exporter?.opset ?? 0;
     $('backend').add(new Option(opset > WEBGPU_MAX_OPSET ? `WebGPU (opset ${opset}: partly CPU)` : 'WebGPU', 'webgpu'));
