@@ -59,7 +59,7 @@ def test_int8_file_is_smaller_says_so_and_runs_every_sampler(capsys, tiny_onnx, 
     assert (
         "quantized:  int8, QDQ, per-channel s8 weights, u8 activations; kept in float32: input convolution" in info.out
     )
-    assert f"calibrated (minmax) on {result.calibration_batches} model calls from 4 starting noises" in info.out
+    assert f"calibrated (percentile) on {result.calibration_batches} model calls from 4 starting noises" in info.out
     sampled = run_ddpm_run(capsys, "sample", out, "-n", "2", "--out", tmp_path / "s")
     assert sampled.code == 0 and "int8 model (quantized)" in sampled.err.splitlines()[0]
     for name in REGISTRY:
@@ -291,3 +291,16 @@ def test_export_onnx_quantize_fp16(capsys, tiny_trained, tmp_path):
     assert "calibrated" not in result.out and "(at most 0.5)" in result.out
     assert load_onnx_model(out, "cpu", threads=1).metadata.quantized["mode"] == "fp16"
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_no_limit_is_written_as_no_entry(capsys, tiny_onnx, tmp_path):
+    """An infinite --max-image-diff is no limit: the metadata (JSON that JavaScript reads, so no
+    Infinity) has no entry for it, and ddpm-run info says so."""
+    import json
+
+    out = tmp_path / "q.onnx"
+    quantize_model(tiny_onnx, out, calibration_images=2, max_image_diff=float("inf"))
+    text = {p.key: p.value for p in onnx.load(str(out)).metadata_props}["ddpm"]
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"metadata holds {name}"))
+    assert json.loads(text)["quantized"]["gate"] == {}
+    assert "gate: no limit" in run_ddpm_run(capsys, "info", out).out
