@@ -32,7 +32,9 @@ from ddpm_runtime.onnx_model import load_onnx_model
 RECIPES = {
     "default": DEFAULT_RECIPE,
     "input conv quantized": Recipe(keep_input_convolution=False),
+    "last concat conv quantized": Recipe(keep_last_concat_convolution=False),
     "output conv kept": Recipe(keep_output_convolution=True),
+    "concat convs kept": Recipe(keep_concat_convolutions=True),
     "no ConvTranspose": Recipe(operators=("Conv", "MatMul", "Gemm")),
     "convolutions only": Recipe(operators=("Conv",)),
     "minmax": Recipe(method="minmax"),
@@ -51,6 +53,60 @@ def forward_feeds(model, batch: int) -> dict[str, np.ndarray]:
     return contract.feeds(x, t, y)
 
 
+def kernel_times(path: Path, batch: int, runs: int = 10) -> dict[str, float]:
+    """Median microseconds per run by operator type, from ONNX Runtime's profiler (one thread)."""
+    import json
+    from collections import defaultdict
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.enable_profiling = 1, True
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feeds = forward_feeds(load_onnx_model(path, "cpu", threads=1), batch)
+        for _ in range(runs):
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_node = defaultdict(list)
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            per_node[event["args"]["op_name"], event["name"]].append(event["dur"])
+    totals: dict[str, float] = defaultdict(float)
+    for (op, _), durations in per_node.items():
+        totals[op] += statistics.median(durations[1:] or durations)  # the first run warms up
+    return dict(totals)
+
+
+def amdahl(model: Path, int8: Path | None) -> None:
+    """What share of float32's kernel time the quantized operators take, and the speed-up int8 could
+    reach if they cost nothing (or, with an int8 file, if only they changed, at their measured gain)."""
+    print(
+        "\n| batch | float32 kernels (ms) | of which Conv, ConvTranspose, MatMul, Gemm (incl. fused) | "
+        "bound if they cost 0 | int8 kernels (ms) | of which integer kernels | of which QuantizeLinear, "
+        "DequantizeLinear, Transpose |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    quantizable = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedMatMul", "FusedConv", "FusedGemm")
+    integer = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearConcat")
+    conversions = ("QuantizeLinear", "DequantizeLinear", "Transpose")
+    for batch in (8, 64):
+        times = kernel_times(model, batch)
+        total, share = sum(times.values()), sum(v for k, v in times.items() if k in quantizable)
+        cells = [f"{total / 1e3:.1f}", f"{share / 1e3:.1f} ({share / total:.0%})", f"{total / (total - share):.2f}x"]
+        if int8 is not None:
+            q = kernel_times(int8, batch)
+            q_total = sum(q.values())
+            cells.append(f"{q_total / 1e3:.1f}")
+            for kinds in (integer, conversions):
+                part = sum(v for k, v in q.items() if k in kinds)
+                cells.append(f"{part / 1e3:.1f} ({part / q_total:.0%})")
+        else:
+            cells += ["-", "-", "-"]
+        print(f"| {batch} | " + " | ".join(cells) + " |")
+
+
 def timed(run, repeats: int) -> float:
     run()
     start = time.perf_counter()
@@ -67,6 +123,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64, help="images per ddpm-run sample loop and round")
     parser.add_argument("--no-speed", action="store_true", help="sizes and gate differences only")
     parser.add_argument("--out", type=Path, default=None, help="keep the quantized files here")
+    parser.add_argument("--profile", action="store_true", help="also the kernel-time shares (ONNX Runtime's profiler)")
     args = parser.parse_args()
     names = [name.strip() for name in args.recipes.split(",")]
     cores = physical_cores()
@@ -151,6 +208,8 @@ def main() -> None:
                 cells.append(f"{value:.4g}" + ("" if name == "float32" else f" ({base / value:.2f}x)"))
             print("| " + " | ".join([name, size, row["gate"], *cells]) + " |")
         print(f"\nmedian of {args.rounds} alternating rounds; (N x): float32's time / this recipe's, i.e. its speed-up")
+        if args.profile:
+            amdahl(args.model, paths.get("default"))
 
 
 if __name__ == "__main__":

@@ -117,20 +117,25 @@ def test_refusals_are_one_line_errors(capsys, tiny_onnx, tiny_int8, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_input_convolution_stays_float32_and_the_metadata_round_trips(tiny_onnx, tiny_int8):
-    """The recipe keeps the convolution that reads x in float32 (its one activation scale would have to
-    span x_T's tails and x_0's detail); every other convolution reads a DequantizeLinear output."""
+def test_the_recipes_float32_convolutions_and_the_metadata_round_trip(tiny_onnx, tiny_int8):
+    """The recipe keeps in float32 the convolution that reads x (its one activation scale would have to
+    span x_T's tails and x_0's detail) and the one that reads the last concatenation (the full-resolution
+    skip connection); every other convolution reads a DequantizeLinear output."""
     proto = onnx.load(str(tiny_int8[0]))
     initializers = {t.name: t for t in proto.graph.initializer}
     dequantized = {node.output[0] for node in proto.graph.node if node.op_type == "DequantizeLinear"}
+    original = onnx.load(str(tiny_onnx)).graph.node
+    concatenated = {node.output[0] for node in original if node.op_type == "Concat"}
+    reading_concat = [node.name for node in original if node.op_type == "Conv" and node.input[0] in concatenated]
     convolutions = [node for node in proto.graph.node if node.op_type == "Conv"]
-    reading_x = [node for node in convolutions if node.input[0] == "x"]
-    assert len(reading_x) == 1 and reading_x[0].input[1] in initializers  # float32 weights, read directly
-    assert initializers[reading_x[0].input[1]].data_type == onnx.TensorProto.FLOAT
-    others = [node for node in convolutions if node is not reading_x[0]]
+    kept = [node for node in convolutions if node.input[1] in initializers]  # float32 weights, read directly
+    assert len(reading_concat) > 1 and [node.name for node in kept] == [convolutions[0].name, reading_concat[-1]]
+    assert convolutions[0].input[0] == "x"
+    assert all(initializers[node.input[1]].data_type == onnx.TensorProto.FLOAT for node in kept)
+    others = [node for node in convolutions if node not in kept]
     assert others and all(node.input[0] in dequantized and node.input[1] in dequantized for node in others)
     metadata = load_onnx_model(tiny_int8[0], "cpu", threads=1).metadata
-    assert metadata.quantized["kept_float"] == ["input convolution"]
+    assert metadata.quantized["kept_float"] == ["input convolution", "the convolution reading the last concatenation"]
     assert ModelMetadata.from_json(metadata.to_json()) == metadata
     plain = load_onnx_model(tiny_onnx, "cpu", threads=1).metadata
     assert replace(metadata, quantized=None, exporter=plain.exporter) == plain  # nothing else changed

@@ -25,6 +25,10 @@ class Recipe:
     # detail of x near t = 0, and its error goes straight into every later layer.
     keep_input_convolution: bool = True
     keep_output_convolution: bool = False  # the last convolution, whose output becomes eps
+    # The convolution that reads the last concatenation: the full-resolution skip connection, where
+    # features fresh from the input convolution rejoin the decoder's under one activation scale.
+    keep_last_concat_convolution: bool = True
+    keep_concat_convolutions: bool = False  # every convolution reading a concatenation
     method: str = "percentile"  # of ONNX Runtime's tool: 99.999% of each activation's histogram
     activations: str = "u8"  # s8 activations: ONNX Runtime's tool writes a file that does not load
 
@@ -37,6 +41,8 @@ class Recipe:
                 for name, kept in (
                     ("input convolution", self.keep_input_convolution),
                     ("output convolution", self.keep_output_convolution),
+                    ("the convolution reading the last concatenation", self.keep_last_concat_convolution),
+                    ("convolutions reading a concatenation", self.keep_concat_convolutions),
                 )
                 if kept
             ],
@@ -54,7 +60,13 @@ def kept_float_nodes(proto, recipe: Recipe) -> list[str]:
         kept += [node.name for node in convolutions if contract.X.name in node.input]
     if recipe.keep_output_convolution and convolutions:
         kept.append(convolutions[-1].name)
-    return kept
+    concatenated = {name for node in proto.graph.node if node.op_type == "Concat" for name in node.output}
+    reading = [node.name for node in convolutions if node.input[0] in concatenated]
+    if recipe.keep_concat_convolutions:
+        kept += reading
+    elif recipe.keep_last_concat_convolution and reading:
+        kept.append(reading[-1])
+    return list(dict.fromkeys(kept))
 
 
 def quantize_file(model: Path, output: Path, reader, recipe: Recipe) -> None:
