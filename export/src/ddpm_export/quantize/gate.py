@@ -3,7 +3,7 @@
 An 8-bit network cannot match float32 eps to 1e-4, and what matters is the images: both models draw
 the same starting noises with the model's default sampler; the mean absolute pixel difference must
 stay under one threshold and, when a classifier is given (``ddpm eval``'s CNN), the share of images
-it puts in another class under a second (docs/benchmarks/speed.md, "8-bit models", has the measured
+it puts in another class under a second (docs/benchmarks/speed.md, "Quantized models", has the measured
 values behind the defaults).
 """
 

@@ -3,7 +3,7 @@
 ONNX Runtime's static quantization in QDQ format (QuantizeLinear/DequantizeLinear pairs around each
 quantized operator, which its CPU provider fuses into integer kernels), per-channel signed 8-bit
 weights, unsigned 8-bit activations. The choices and what the rejected ones cost are in
-docs/benchmarks/speed.md, "8-bit models"; ``bench/quantize_options.py`` measures them again.
+docs/benchmarks/speed.md, "Quantized models"; ``bench/quantize_options.py`` measures them again.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Recipe:
     # features fresh from the input convolution rejoin the decoder's under one activation scale.
     keep_last_concat_convolution: bool = True
     keep_concat_convolutions: bool = False  # every convolution reading a concatenation
-    method: str = "percentile"  # of ONNX Runtime's tool: 99.999% of each activation's histogram
+    method: str = "percentile"  # ONNX Runtime's percentile calibration, at its default percentile
     activations: str = "u8"  # s8 activations: ONNX Runtime's tool writes a file that does not load
 
     def describe(self) -> dict:
@@ -69,6 +69,19 @@ def kept_float_nodes(proto, recipe: Recipe) -> list[str]:
     return list(dict.fromkeys(kept))
 
 
+@contextlib.contextmanager
+def _root_warnings_muted():
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_file(model: Path, output: Path, reader, recipe: Recipe) -> None:
     """ONNX Runtime's ``quantize_static`` on ``model``, writing ``output``; ``reader`` yields the feeds."""
     import onnx
@@ -80,7 +93,9 @@ def quantize_file(model: Path, output: Path, reader, recipe: Recipe) -> None:
         "entropy": CalibrationMethod.Entropy,
     }
     types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
-    with contextlib.redirect_stdout(io.StringIO()):  # the histogram methods print their progress
+    # The histogram methods print their progress; the tool logs a warning on the root logger advising
+    # its pre-processing pass (shape inference and graph fusions), which calibration here does not need.
+    with contextlib.redirect_stdout(io.StringIO()), _root_warnings_muted():
         quantize_static(
             str(model),
             str(output),
