@@ -309,3 +309,12 @@ def test_no_limit_is_written_as_no_entry(capsys, tiny_onnx, tmp_path):
     json.loads(text, parse_constant=lambda name: pytest.fail(f"metadata holds {name}"))
     assert json.loads(text)["quantized"]["gate"] == {}
     assert "gate: no limit" in run_ddpm_run(capsys, "info", out).out
+
+
+def test_export_generator_refuses_quantized_files(capsys, tiny_int8, tiny_fp16, tmp_path):
+    for path, mode in ((tiny_int8[0], "int8"), (tiny_fp16[0], "fp16")):
+        result = run_ddpm(capsys, "export-generator", path, "-o", tmp_path / "g.onnx")
+        lines = error_lines(result)
+        assert result.code == 2 and len(lines) == 1, result.err
+        assert f"is a {mode} model (ddpm quantize); build the generator from the float32 model file" in lines[0]
+    assert list(tmp_path.iterdir()) == []
