@@ -57,9 +57,9 @@ def read_model(path: Path):
     if metadata.generator is not None:
         raise ExportError(f"{path}: is already a generator file; give the model file it was made from")
     if metadata.quantized is not None:
-        # The network's copies inside one graph do not run as the plain file does (int8: ONNX Runtime
-        # fuses the shared quantized weights differently, so the gate fails; fp16: the converter's
-        # casts are not copied), so a generator is built from the float32 model file only.
+        # Built from a quantized file, the network's copies inside one graph do not compute what the
+        # plain file computes (int8: the gate fails by far; fp16: the build cannot follow the
+        # converter's casts), so generators come from the float32 model file only.
         raise ExportError(
             f"{path}: is a {metadata.quantized['mode']} model (ddpm quantize); build the generator from "
             "the float32 model file"
