@@ -15,8 +15,6 @@ from pathlib import Path
 
 from ddpm_runtime import contract
 
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-
 
 @dataclass(frozen=True)
 class Recipe:
