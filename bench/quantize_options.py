@@ -37,6 +37,7 @@ RECIPES = {
     "concat convs kept": Recipe(keep_concat_convolutions=True),
     "no ConvTranspose": Recipe(operators=("Conv", "MatMul", "Gemm")),
     "convolutions only": Recipe(operators=("Conv",)),
+    "Gemm kept float32": Recipe(operators=("Conv", "ConvTranspose", "MatMul")),
     "additions quantized too": Recipe(operators=("Conv", "ConvTranspose", "MatMul", "Gemm", "Add")),
     "minmax": Recipe(method="minmax"),
     "entropy": Recipe(method="entropy"),
