@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 import torch
+from torchrun_helpers import failure, torchrun_env
 
 from ddpm_training.model.config import UNetConfig
 from ddpm_training.model.unet import Unet
@@ -41,7 +41,7 @@ ARGS = [
 
 def torchrun(data, out, args) -> subprocess.CompletedProcess:
     """`ddpm train` in 2 CPU processes of one thread each."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = torchrun_env()
     module = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
     command = [*module, "ddpm_training.cli", "train", str(data), "--out", str(out), *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -69,7 +69,7 @@ def test_two_gloo_processes_match_one_process(capsys, idx_dir, tmp_path, case):
 
     ddp = tmp_path / "ddp"
     proc = torchrun(data, ddp, args)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, failure(proc)
     # Only rank 0 writes and reports.
     assert proc.stdout.count("stopped at step 5") == 1
     expected = [".ddpm.lock", "checkpoint.pt", "config.json", "loss.csv", "loss.png", "samples"]  # rank 0 alone
@@ -104,7 +104,7 @@ def test_auto_compute_under_torchrun_follows_rank_0(idx_dir, tmp_path):
     ranks decided differently would diverge (or, with bf16 on one rank only, fail)."""
     args = [*ARGS[:-4], "--precision", "auto", "--memory-format", "auto", "--max-steps", "2"]
     proc = torchrun(idx_dir, tmp_path / "ddp", args)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, failure(proc)
     ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
     compute = ckpt["compute"]
     assert (compute["precision"], compute["layout"]) == ("auto", "auto")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchrun_helpers import failure, torchrun_env
 
 from ddpm_training.cli.common import PROGRESS_SECONDS_ENV
 from ddpm_training.train.checkpoint import load_checkpoint
@@ -182,7 +183,7 @@ def test_a_resume_keeps_the_checkpoint_it_started_from(capsys, idx_dir, tmp_path
 @pytest.mark.slow
 def test_a_full_disk_on_rank_0_under_torchrun_is_one_line_on_every_rank(idx_dir, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = torchrun_env()
     logs = tmp_path / "logs"  # each rank's stderr in its own file (torchrun's own report of the exit aside)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     torchrun += ["--log-dir", str(logs), "--redirects", "3"]
@@ -191,7 +192,7 @@ def test_a_full_disk_on_rank_0_under_torchrun_is_one_line_on_every_rank(idx_dir,
     result = subprocess.run([*torchrun, str(script), *args], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     ranks = sorted(logs.rglob("stderr.log"))
-    assert len(ranks) == 2, result.stderr[-3000:]
+    assert len(ranks) == 2, failure(result)
     for log in ranks:
         text = log.read_text()
         errors = [line for line in text.splitlines() if line.startswith("error: ")]

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import torch
+from torchrun_helpers import failure, torchrun_env
 
 from ddpm_training.cli.common import PROGRESS_SECONDS_ENV
 from ddpm_training.train.checkpoint import load_checkpoint
@@ -109,7 +110,7 @@ def test_a_second_signal_stops_at_once_and_the_checkpoint_stays_whole(idx_dir, t
 
 @pytest.mark.slow
 def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resume_is_exact(idx_dir, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = torchrun_env()
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
 
     def command(out, *extra):
@@ -128,8 +129,8 @@ def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resume_is_exact(id
     target = str(reached + 3)
     resume = [*torchrun, "ddpm_training.cli", "train", str(idx_dir), "--resume", str(stopped / "checkpoint.pt")]
     resumed = subprocess.run([*resume, "--max-steps", target], env=env, capture_output=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, failure(resumed)
     straight = tmp_path / "straight"
     result = subprocess.run(command(straight, "--max-steps", target), env=env, capture_output=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure(result)
     same_weights(load_checkpoint(stopped / "checkpoint.pt"), load_checkpoint(straight / "checkpoint.pt"))
