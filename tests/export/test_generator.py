@@ -118,6 +118,30 @@ def test_weights_are_stored_once_however_many_calls(tiny_onnx, tmp_path):
     assert sizes[20] > 9 * sizes[2]  # one copy of the network's nodes per call
 
 
+def optimized_op_types(path, out) -> list[str]:
+    """The operators ONNX Runtime runs for the file at ``path``, after its load-time optimisations."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath, options.log_severity_level = str(out), 3
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return [node.op_type for node in onnx.load(str(out)).graph.node]
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
+def test_each_calls_time_path_is_folded_when_the_file_loads(request, tmp_path, conditional):
+    """Every call's time is one constant row, so ONNX Runtime computes the time features (Sin, Cos) and
+    the time MLP once at load: none of them runs per image, unlike in the plain model file."""
+    model = request.getfixturevalue("tiny_conditional_onnx" if conditional else "tiny_onnx")
+    out = tmp_path / "generator.onnx"
+    export_generator(model, out, GeneratorRequest(sampler="ddim", steps=3))
+    plain = optimized_op_types(model, tmp_path / "plain-optimized.onnx")
+    generator = optimized_op_types(out, tmp_path / "generator-optimized.onnx")
+    assert "Sin" in plain and "Cos" in plain
+    assert "Sin" not in generator and "Cos" not in generator
+
+
 def test_conditional_generator_takes_classes_and_a_guidance_scale(tiny_conditional_onnx, tmp_path):
     out = tmp_path / "conditional.onnx"
     result = export_generator(tiny_conditional_onnx, out, GeneratorRequest(steps=6))  # the default sampler, fewer calls

@@ -6,7 +6,7 @@ a pass over the activation. The same maths as three nodes it has fused kernels f
 
     grouped = Reshape(x, [0, G, -1])                        # (B, G, C/G * H * W)
     normed  = LayerNormalization(grouped, ones, axis=-1)    # mean and variance over each group
-    y       = Reshape(normed, Shape(x)) * scale[C, 1, 1] + bias[C, 1, 1]
+    y       = Reshape(normed, [0, C, H, W]) * scale[C, 1, 1] + bias[C, 1, 1]
 
 is faster for the `fast` preset's forward, more so at small batches (docs/benchmarks/speed.md,
 "The GroupNorm rewrite"). LayerNormalization needs the group's size, so the rewrite
@@ -49,16 +49,17 @@ def group_norms_as_layer_norms(proto) -> int:
 
         initializers += [
             numpy_helper.from_array(np.array([0, groups, -1], np.int64), value("group_shape")),
+            # 0 copies the batch from the input: constant shapes, so that no Shape node runs per GroupNorm
+            numpy_helper.from_array(np.array([0, *dims[1:]], np.int64), value("back_shape")),
             numpy_helper.from_array(np.array([channels] + [1] * (len(dims) - 2), np.int64), value("channel_shape")),
             numpy_helper.from_array(np.ones(channels // groups * spatial, np.float32), value("ones")),
         ]
         nodes += [
-            helper.make_node("Shape", [x], [value("shape")]),
             helper.make_node("Reshape", [x, value("group_shape")], [value("grouped")]),  # (B, G, C/G*H*W)
             helper.make_node(
                 "LayerNormalization", [value("grouped"), value("ones")], [value("normed")], axis=-1, epsilon=epsilon
             ),
-            helper.make_node("Reshape", [value("normed"), value("shape")], [value("back")]),  # (B, C, H, W)
+            helper.make_node("Reshape", [value("normed"), value("back_shape")], [value("back")]),  # (B, C, H, W)
             helper.make_node("Reshape", [scale, value("channel_shape")], [value("scale")]),  # (C, 1, 1)
             helper.make_node("Reshape", [bias, value("channel_shape")], [value("bias")]),
             helper.make_node("Mul", [value("back"), value("scale")], [value("scaled")]),

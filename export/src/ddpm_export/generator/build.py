@@ -124,8 +124,10 @@ def build_generator(path: str | os.PathLike, request: GeneratorRequest | None = 
         return builder.op("Expand", [value, batch])[0]
 
     def network_eps(x: GraphArray, t: np.ndarray) -> GraphArray:
-        # call_model hands a per-row time array; every row has the same time, which becomes a constant
-        times = per_row(builder.constant([np.float32(t[0])], np.float32))
+        # call_model hands a per-row time array; every row has the same time, which becomes a constant of
+        # one row that the network broadcasts: ONNX Runtime then folds each call's time path (the time
+        # features, the time MLP, every block's projection of it) into constants when it loads the file
+        times = builder.constant([np.float32(t[0])], np.float32)
         if metadata.classes is None:
             return GraphArray(builder, network({"x": x.name, "t": times}), np.float32, dims)
         # guidance.py's one call on twice the rows: the requested classes, then "no class"
@@ -133,7 +135,7 @@ def build_generator(path: str | os.PathLike, request: GeneratorRequest | None = 
         both = network(
             {
                 "x": builder.op("Concat", [x.name, x.name], axis=0)[0],
-                "t": builder.op("Concat", [times, times], axis=0)[0],
+                "t": times,
                 "y": builder.op("Concat", [contract.Y.name, null], axis=0)[0],
             }
         )
