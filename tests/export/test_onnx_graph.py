@@ -79,6 +79,13 @@ def test_every_group_norm_of_an_exported_model_is_rewritten_and_the_outputs_agre
     rewritten = to_onnx_proto(source)
     count = sum(n.op_type == "GroupNormalization" for n in raw.graph.node)  # the tiny U-Net has 12
     assert count == 12 and not any(n.op_type == "GroupNormalization" for n in rewritten.graph.node)
+    # the unit scales: one per group size, shared by the GroupNorms of that size
+    norms = [n for n in rewritten.graph.node if n.op_type == "LayerNormalization"]
+    scales = {
+        t.name: numpy_helper.to_array(t) for t in rewritten.graph.initializer if t.name in {n.input[1] for n in norms}
+    }
+    assert len(norms) == 12 and len({len(a) for a in scales.values()}) == len(scales) < 12
+    assert all(np.all(a == 1) for a in scales.values())
     rng = np.random.default_rng(0)
     feeds = {"x": rng.standard_normal((3, 1, 12, 12)).astype(np.float32), "t": np.array([0.0, 400.5, 999.0], "f")}
     outputs = []

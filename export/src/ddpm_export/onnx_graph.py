@@ -32,6 +32,7 @@ def group_norms_as_layer_norms(proto) -> int:
         return 0
     shapes = _static_shapes(onnx.shape_inference.infer_shapes(proto))
     nodes, initializers, count = [], [], 0
+    ones: dict[int, str] = {}  # one unit scale per group size, shared by the GroupNorms of that size
     for node in proto.graph.node:
         dims = shapes.get(node.input[0]) if node.op_type == "GroupNormalization" and not node.domain else None
         if dims is None or len(dims) < 3 or any(d is None for d in dims[1:]):
@@ -52,12 +53,15 @@ def group_norms_as_layer_norms(proto) -> int:
             # 0 copies the batch from the input: constant shapes, so that no Shape node runs per GroupNorm
             numpy_helper.from_array(np.array([0, *dims[1:]], np.int64), value("back_shape")),
             numpy_helper.from_array(np.array([channels] + [1] * (len(dims) - 2), np.int64), value("channel_shape")),
-            numpy_helper.from_array(np.ones(channels // groups * spatial, np.float32), value("ones")),
         ]
+        size = channels // groups * spatial
+        if size not in ones:
+            ones[size] = f"group_norm_unit_scale_{size}"
+            initializers.append(numpy_helper.from_array(np.ones(size, np.float32), ones[size]))
         nodes += [
             helper.make_node("Reshape", [x, value("group_shape")], [value("grouped")]),  # (B, G, C/G*H*W)
             helper.make_node(
-                "LayerNormalization", [value("grouped"), value("ones")], [value("normed")], axis=-1, epsilon=epsilon
+                "LayerNormalization", [value("grouped"), ones[size]], [value("normed")], axis=-1, epsilon=epsilon
             ),
             helper.make_node("Reshape", [value("normed"), value("back_shape")], [value("back")]),  # (B, C, H, W)
             helper.make_node("Reshape", [scale, value("channel_shape")], [value("scale")]),  # (C, 1, 1)
