@@ -34,6 +34,7 @@ RECIPES = {
     "input conv quantized": Recipe(keep_input_convolution=False),
     "last concat conv quantized": Recipe(keep_last_concat_convolution=False),
     "output conv kept": Recipe(keep_output_convolution=True),
+    "last up block quantized": Recipe(keep_last_up_block=False),
     "concat convs kept": Recipe(keep_concat_convolutions=True),
     "no ConvTranspose": Recipe(operators=("Conv", "MatMul", "Gemm")),
     "convolutions only": Recipe(operators=("Conv",)),

@@ -119,23 +119,36 @@ def test_refusals_are_one_line_errors(capsys, tiny_onnx, tiny_int8, tmp_path):
 
 def test_the_recipes_float32_convolutions_and_the_metadata_round_trip(tiny_onnx, tiny_int8):
     """The recipe keeps in float32 the convolution that reads x (its one activation scale would have to
-    span x_T's tails and x_0's detail) and the one that reads the last concatenation (the full-resolution
-    skip connection); every other convolution reads a DequantizeLinear output."""
+    span x_T's tails and x_0's detail), the one that reads the last concatenation (the full-resolution
+    skip connection) and the last up block after its ConvTranspose (convolutions and time projection)
+    but the output convolution; every other convolution reads a DequantizeLinear output."""
     proto = onnx.load(str(tiny_int8[0]))
     initializers = {t.name: t for t in proto.graph.initializer}
     dequantized = {node.output[0] for node in proto.graph.node if node.op_type == "DequantizeLinear"}
-    original = onnx.load(str(tiny_onnx)).graph.node
+    original = list(onnx.load(str(tiny_onnx)).graph.node)
     concatenated = {node.output[0] for node in original if node.op_type == "Concat"}
     reading_concat = [node.name for node in original if node.op_type == "Conv" and node.input[0] in concatenated]
+    upsampler = max(i for i, node in enumerate(original) if node.op_type == "ConvTranspose")
+    last_block = [node for node in original[upsampler + 1 :] if node.op_type in ("Conv", "Gemm")][:-1]
+    expected = {reading_concat[-1]} | {node.name for node in last_block if node.op_type == "Conv"}
     convolutions = [node for node in proto.graph.node if node.op_type == "Conv"]
     kept = [node for node in convolutions if node.input[1] in initializers]  # float32 weights, read directly
-    assert len(reading_concat) > 1 and [node.name for node in kept] == [convolutions[0].name, reading_concat[-1]]
+    assert len(reading_concat) > 1 and len(expected) > 1
+    assert [node.name for node in kept] == [convolutions[0].name] + [n.name for n in convolutions if n.name in expected]
     assert convolutions[0].input[0] == "x"
     assert all(initializers[node.input[1]].data_type == onnx.TensorProto.FLOAT for node in kept)
     others = [node for node in convolutions if node not in kept]
     assert others and all(node.input[0] in dequantized and node.input[1] in dequantized for node in others)
+    assert convolutions[-1] in others  # the output convolution stays int8
+    projections = {node.name for node in last_block if node.op_type == "Gemm"}
+    gemms = [node for node in proto.graph.node if node.op_type == "Gemm"]
+    assert projections and all((node.input[1] in initializers) == (node.name in projections) for node in gemms)
     metadata = load_onnx_model(tiny_int8[0], "cpu", threads=1).metadata
-    assert metadata.quantized["kept_float"] == ["input convolution", "the convolution reading the last concatenation"]
+    assert metadata.quantized["kept_float"] == [
+        "input convolution",
+        "the convolution reading the last concatenation",
+        "the last up block after its ConvTranspose",
+    ]
     assert ModelMetadata.from_json(metadata.to_json()) == metadata
     plain = load_onnx_model(tiny_onnx, "cpu", threads=1).metadata
     assert replace(metadata, quantized=None, exporter=plain.exporter) == plain  # nothing else changed

@@ -27,6 +27,10 @@ class Recipe:
     # features fresh from the input convolution rejoin the decoder's under one activation scale.
     keep_last_concat_convolution: bool = True
     keep_concat_convolutions: bool = False  # every convolution reading a concatenation
+    # The last up block at full resolution (what follows the last ConvTranspose, up to the output
+    # convolution): its convolutions and time projection turn the decoder's features into the final
+    # detail, which guidance then extrapolates by 1 + w.
+    keep_last_up_block: bool = True
     method: str = "percentile"  # ONNX Runtime's percentile calibration, at its default percentile
     activations: str = "u8"  # s8 activations: ONNX Runtime's tool writes a file that does not load
 
@@ -41,6 +45,7 @@ class Recipe:
                     ("output convolution", self.keep_output_convolution),
                     ("the convolution reading the last concatenation", self.keep_last_concat_convolution),
                     ("convolutions reading a concatenation", self.keep_concat_convolutions),
+                    ("the last up block after its ConvTranspose", self.keep_last_up_block),
                 )
                 if kept
             ],
@@ -64,6 +69,12 @@ def kept_float_nodes(proto, recipe: Recipe) -> list[str]:
         kept += reading
     elif recipe.keep_last_concat_convolution and reading:
         kept.append(reading[-1])
+    if recipe.keep_last_up_block:
+        nodes = list(proto.graph.node)
+        upsamplers = [i for i, node in enumerate(nodes) if node.op_type == "ConvTranspose"]
+        if upsamplers and convolutions:
+            block = nodes[upsamplers[-1] + 1 :]
+            kept += [n.name for n in block if n.op_type in recipe.operators and n.name != convolutions[-1].name]
     return list(dict.fromkeys(kept))
 
 
