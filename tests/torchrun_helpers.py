@@ -32,9 +32,9 @@ def aborted(proc: subprocess.CompletedProcess) -> bool:
 
 
 def run_torchrun(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """``subprocess.run`` for a torchrun resume, once more if a worker died by SIGABRT: full CI runs saw
-    that twice in about twenty (never alone here), which a test of our own code should not turn red.
-    Only for a command that can run again as it is: a resume goes on from the same checkpoint (written
+    """``subprocess.run`` for a torchrun resume, once more if a worker died by SIGABRT: a rare abort on
+    gloo's C++ side under a loaded machine, which a test of our own code should not turn red. Only for
+    a command that can run again as it is: a resume goes on from the same checkpoint (written
     atomically), or ends at once if the first attempt reached its target before it aborted. The retry
     is named in a warning with the first attempt's lines, so it stays visible; a second abort, or any
     other failure, is the test's."""
