@@ -94,12 +94,14 @@ def amdahl(model: Path, int8: Path | None) -> None:
     quantizable = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedMatMul", "FusedConv", "FusedGemm")
     integer = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearConcat")
     conversions = ("QuantizeLinear", "DequantizeLinear", "Transpose")
+    per_batch = {}
     for batch in (8, 64):
         times = kernel_times(model, batch)
+        q = kernel_times(int8, batch) if int8 is not None else None
+        per_batch[batch] = (times, q)
         total, share = sum(times.values()), sum(v for k, v in times.items() if k in quantizable)
         cells = [f"{total / 1e3:.1f}", f"{share / 1e3:.1f} ({share / total:.0%})", f"{total / (total - share):.2f}x"]
-        if int8 is not None:
-            q = kernel_times(int8, batch)
+        if q is not None:
             q_total = sum(q.values())
             cells.append(f"{q_total / 1e3:.1f}")
             for kinds in (integer, conversions):
@@ -108,6 +110,20 @@ def amdahl(model: Path, int8: Path | None) -> None:
         else:
             cells += ["-", "-", "-"]
         print(f"| {batch} | " + " | ".join(cells) + " |")
+    for batch, (times, q) in per_batch.items():
+        if q is not None:
+            operator_table(batch, times, q)
+
+
+def operator_table(batch: int, float32: dict[str, float], int8: dict[str, float], rows: int = 16) -> None:
+    """The operator types that take the most kernel time in either file, side by side (ms per forward)."""
+    print(f"\nbatch {batch}, one thread: kernel time by operator type (ms)\n")
+    print("| operator | float32 | int8 |")
+    print("|---|---|---|")
+    ranked = sorted(set(float32) | set(int8), key=lambda op: -max(float32.get(op, 0.0), int8.get(op, 0.0)))
+    for op in ranked[:rows]:
+        cells = [f"{table[op] / 1e3:.2f}" if op in table else "-" for table in (float32, int8)]
+        print(f"| {op} | " + " | ".join(cells) + " |")
 
 
 def timed(run, repeats: int) -> float:
