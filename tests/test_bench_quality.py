@@ -62,6 +62,7 @@ def test_a_comparison_of_two_rows_over_two_seeds(tmp_path, tiny_onnx, monkeypatc
 
     tallest = make_grid(np.zeros((30, 12, 12, 1), np.uint8), ncols=8).shape  # the 30-image row's
     for seed in (0, 1):  # the two rows' grids side by side, 8 columns each
-        assert Image.open(tmp_path / "q" / f"compare-t-seed{seed}.png").size == (2 * tallest[1] + 8, tallest[0])
+        with Image.open(tmp_path / "q" / f"compare-t-seed{seed}.png") as grid:
+            assert grid.size == (2 * tallest[1] + 8, tallest[0])
     (kept,) = (tmp_path / "q").glob("samples-t-*-ddim-3-seed1.npz")
     assert np.load(kept)["arr_0"].shape == (20, 12, 12, 1)
