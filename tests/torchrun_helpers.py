@@ -7,7 +7,10 @@ import os
 import re
 import subprocess
 
-WHY = re.compile(r"terminate|abort|Abort|Signal|Error|error|Exception|exitcode|rank|gloo|Killed|core dumped|File \"")
+WHY = re.compile(
+    r"terminate|abort|Abort|Signal|Error|error|Exception|exitcode|rank|gloo|Killed|core dumped"
+    r"|File \"|Thread|Python frame"
+)
 
 
 def torchrun_env() -> dict[str, str]:
@@ -22,26 +25,3 @@ def failure(proc: subprocess.CompletedProcess, tail: int = 1500) -> str:
     return "\n".join(
         [f"exit code {proc.returncode}; lines that say why:", *lines[:40], "--- stderr tail:", err[-tail:]]
     )
-
-
-def aborted(proc: subprocess.CompletedProcess) -> bool:
-    """A worker killed by SIGABRT, as torchrun reports it: the C++ side (gloo) gave up, not our code,
-    which stops with an exit code and a line."""
-    err = proc.stderr.decode(errors="replace") if isinstance(proc.stderr, bytes) else (proc.stderr or "")
-    return proc.returncode != 0 and "Signal 6 (SIGABRT)" in err
-
-
-def run_torchrun(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """``subprocess.run`` for a torchrun resume, once more if a worker died by SIGABRT: a rare abort on
-    gloo's C++ side under a loaded machine, which a test of our own code should not turn red. Only for
-    a command that can run again as it is: a resume goes on from the same checkpoint (written
-    atomically), or ends at once if the first attempt reached its target before it aborted. The retry
-    is named in a warning with the first attempt's lines, so it stays visible; a second abort, or any
-    other failure, is the test's."""
-    import warnings
-
-    proc = subprocess.run(command, capture_output=True, timeout=300, **kwargs)
-    if aborted(proc):
-        warnings.warn(f"torchrun worker aborted, ran again:\n{failure(proc, tail=600)}", stacklevel=2)
-        proc = subprocess.run(command, capture_output=True, timeout=300, **kwargs)
-    return proc

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from torchrun_helpers import failure, run_torchrun, torchrun_env
+from torchrun_helpers import failure, torchrun_env
 
 from ddpm_training.cli.common import PROGRESS_SECONDS_ENV
 from ddpm_training.train.checkpoint import load_checkpoint
@@ -128,7 +128,7 @@ def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resume_is_exact(id
 
     target = str(reached + 3)
     resume = [*torchrun, "ddpm_training.cli", "train", str(idx_dir), "--resume", str(stopped / "checkpoint.pt")]
-    resumed = run_torchrun([*resume, "--max-steps", target], env=env)
+    resumed = subprocess.run([*resume, "--max-steps", target], env=env, capture_output=True, timeout=300)
     assert resumed.returncode == 0, failure(resumed)
     straight = tmp_path / "straight"
     result = subprocess.run(command(straight, "--max-steps", target), env=env, capture_output=True, timeout=300)

@@ -13,6 +13,7 @@ import click
 
 from ddpm_runtime.cli_main import run_cli
 
+from ..train import process_exit
 from .distill import distill_command
 from .eval import eval_command
 from .train import train_command
@@ -41,4 +42,11 @@ def _load_plugins(group: click.Group) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     _load_plugins(cli)
-    run_cli(cli, argv, "ddpm")
+    try:
+        run_cli(cli, argv, "ddpm")
+    except SystemExit as exc:
+        if process_exit.joined():  # a torchrun worker: see process_exit.py
+            process_exit.hard_exit(process_exit.exit_code(exc))
+        raise
+    if process_exit.joined():
+        process_exit.hard_exit(0)

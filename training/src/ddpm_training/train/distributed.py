@@ -11,6 +11,7 @@ import torch.distributed as dist
 from ddpm_runtime.devices import DEVICES
 
 from ..errors import TrainingError
+from .process_exit import mark_joined
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def init_from_env(device_name: str, deterministic: bool = True) -> tuple[DistInf
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        mark_joined()
     return info, device
 
 

@@ -1,0 +1,42 @@
+"""A process that joined a process group (a torchrun worker) ends without interpreter finalization,
+where gloo's worker threads that DistributedDataParallel keeps alive can abort it (process_exit.py),
+and still with the exit code and the output the command gave."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = """
+import atexit, sys
+from ddpm_training.cli import main
+from ddpm_training.train import process_exit
+atexit.register(lambda: print("finalized"))
+if sys.argv[1] == "joined":
+    process_exit.mark_joined()
+main(sys.argv[2:])
+"""
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("state", ["joined", "alone"])
+def test_a_joined_process_skips_finalization_and_keeps_code_and_output(state, tmp_path):
+    missing = tmp_path / "no-such-data"
+    failed = run(state, "train", str(missing), "--out", str(tmp_path / "run"))
+    assert failed.returncode == 2, failed.stderr
+    assert [line for line in failed.stderr.splitlines() if line.startswith("error:")], failed.stderr
+    assert str(missing) in failed.stderr
+    assert not (tmp_path / "run").exists()
+
+    version = run(state, "--version")
+    assert version.returncode == 0, version.stderr
+    assert "version" in version.stdout  # printed and flushed before the process left
+
+    finalized = state == "alone"  # atexit handlers run only where the interpreter finalizes
+    assert ("finalized" in failed.stdout) == finalized
+    assert ("finalized" in version.stdout) == finalized
