@@ -11,12 +11,16 @@ import pytest
 
 SCRIPT = """
 import atexit, sys
-from ddpm_training.cli import main
+import ddpm_training.cli as cli
 from ddpm_training.train import process_exit
 atexit.register(lambda: print("finalized"))
 if sys.argv[1] == "joined":
     process_exit.mark_joined()
-main(sys.argv[2:])
+if sys.argv[2] == "--crash":  # a bug inside the command
+    def run_cli(*args):
+        raise RuntimeError("a bug")
+    cli.run_cli = run_cli
+cli.main(sys.argv[2:])
 """
 
 
@@ -40,3 +44,11 @@ def test_a_joined_process_skips_finalization_and_keeps_code_and_output(state, tm
     finalized = state == "alone"  # atexit handlers run only where the interpreter finalizes
     assert ("finalized" in failed.stdout) == finalized
     assert ("finalized" in version.stdout) == finalized
+
+
+@pytest.mark.parametrize("state", ["joined", "alone"])
+def test_a_bug_in_a_joined_process_still_shows_its_traceback_and_exits_1(state):
+    crashed = run(state, "--crash")
+    assert crashed.returncode == 1
+    assert "Traceback" in crashed.stderr and "RuntimeError: a bug" in crashed.stderr
+    assert ("finalized" in crashed.stdout) == (state == "alone")

@@ -7,6 +7,7 @@ Other distributions of the project add subcommands (``export-onnx`` ...) through
 
 from __future__ import annotations
 
+import traceback
 from importlib.metadata import entry_points
 
 import click
@@ -47,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as exc:
         if process_exit.joined():  # a torchrun worker: see process_exit.py
             process_exit.hard_exit(process_exit.exit_code(exc))
+        raise
+    except BaseException:  # a bug: its traceback, and exit code 1 as Python would give
+        if process_exit.joined():
+            traceback.print_exc()
+            process_exit.hard_exit(1)
         raise
     if process_exit.joined():
         process_exit.hard_exit(0)
