@@ -69,9 +69,8 @@ def init_from_env(device_name: str, deterministic: bool = True) -> tuple[DistInf
 
 def finished_together(info: DistInfo) -> None:
     """After a run that ended normally, wait for every rank before the process group is torn down: rank 0
-    writes the last checkpoint and previews after the others are done, and a rank that destroys its gloo
-    group while a peer still holds connections to it can abort at exit ("terminate called without an
-    active exception"). Not on the error paths, where a peer may be gone."""
+    writes the last checkpoint and previews after the others are done. Not on the error paths, where a
+    peer may be gone."""
     if info.enabled and dist.is_initialized():
         dist.barrier()
 

@@ -180,9 +180,9 @@ def _train_in_folder(
 
     reason = fit(trainer, callbacks.on_log, callbacks.on_step, on_checkpoint, callbacks.should_stop)
     if info.enabled:
-        # Rank 0 may still be writing the last checkpoint and sample grid; a rank that tears down the
-        # process group before the others finish aborts in gloo ("terminate called without an active
-        # exception"). Only on this normal path: after an error a barrier could wait forever.
+        # Rank 0 may still be writing the last checkpoint and sample grid: no rank leaves before it is
+        # done (how a worker leaves: process_exit.py). Only on this normal path: after an error a barrier
+        # could wait forever.
         torch.distributed.barrier()
     checkpoint_path = folder.checkpoint_path if folder.checkpoint_path.is_file() else None
     return RunSummary(
