@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ddpm_runtime import onnx_model
+from ddpm_runtime import contract, onnx_model, row_split
 from ddpm_runtime.generate import SamplingSettings, generate
 from ddpm_runtime.onnx_model import load_onnx_model
 
@@ -50,3 +50,24 @@ def test_images_do_not_depend_on_the_split(tiny_onnx, three_cores):
 
 def test_threads_given_means_one_session(tiny_onnx, three_cores):
     assert load_onnx_model(tiny_onnx, "cpu", threads=2).row_sessions == ()
+
+
+class Recording:
+    """A session that notes how many rows each call gets."""
+
+    def __init__(self, session, calls: list[int]):
+        self.session, self.calls = session, calls
+
+    def run(self, names, feeds):
+        self.calls.append(len(feeds[contract.X.name]))
+        return self.session.run(names, feeds)
+
+
+def test_each_session_runs_its_share_a_few_rows_per_call(tiny_onnx, three_cores):
+    split = load_onnx_model(tiny_onnx, "cpu")
+    single = load_onnx_model(tiny_onnx, "cpu", threads=1)
+    calls: list[int] = []
+    split.row_sessions = tuple(Recording(session, calls) for session in split.row_sessions)
+    x, t = inputs(29)  # shares of 10, 10 and 9 rows
+    assert np.array_equal(split(x, t), single(x, t))
+    assert row_split.CALL_ROWS == 4 and sorted(calls) == sorted([4, 4, 2, 4, 4, 2, 4, 4, 1])

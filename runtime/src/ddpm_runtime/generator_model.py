@@ -17,7 +17,7 @@ from . import contract
 from .errors import UserError
 from .metadata import ModelMetadata
 from .onnx_model import OpenedSession, eps_model_from, open_session
-from .row_split import _pool
+from .row_split import _pool, run_in_calls, shares
 
 
 @dataclass
@@ -41,12 +41,16 @@ class GeneratorModel:
         sessions = self.row_sessions[: len(x_T)]
         if len(sessions) < 2:
             return self.session.run([contract.IMAGES.name], feeds)[0]
-        shares = np.array_split(np.arange(len(x_T)), len(sessions))
+
+        def images(session, rows):
+            return session.run([contract.IMAGES.name], _rows(feeds, rows))[0]
+
+        pool = _pool(len(sessions))
         futures = [
-            _pool(len(sessions)).submit(session.run, [contract.IMAGES.name], _rows(feeds, rows))
-            for session, rows in zip(sessions, shares, strict=True)
+            pool.submit(run_in_calls, lambda rows, session=session: images(session, rows), share)
+            for session, share in zip(sessions, shares(len(x_T), len(sessions)), strict=True)
         ]
-        return np.concatenate([future.result()[0] for future in futures])
+        return np.concatenate([future.result() for future in futures])
 
     def feeds(self, x_T, step_noise, y, guidance_scale) -> dict[str, np.ndarray]:
         entry, classes = self.metadata.generator, self.metadata.classes

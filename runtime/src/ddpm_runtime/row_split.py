@@ -5,6 +5,9 @@ these models (28x28 and below, 16-256 channels) leave its threads waiting at eve
 single-threaded sessions that each take half of a call's rows, run from two Python threads (ORT
 releases the GIL), keep both cores busy instead (bench/sample_throughput.py; docs/benchmarks/speed.md,
 "Sampling batch and row split").
+Each session also runs its share a few rows at a time (``CALL_ROWS``): a call's activations then stay
+in the core's own cache, where a call of many rows streams them through memory at every operator
+(docs/benchmarks/speed.md, "Rows per call").
 ONNX Runtime computes each row the same whatever the batch and thread count (tests/runtime check the
 outputs bit for bit), so the images do not change.
 """
@@ -45,14 +48,36 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="ddpm-rows")
 
 
+CALL_ROWS = 4  # the most rows one session runs in one call: ddpm-run's default batch of 8 on two cores
+
+
+def shares(rows: int, sessions: int) -> list[np.ndarray]:
+    """Contiguous, nearly equal shares of ``rows`` rows, one per session (callers give at most ``rows``
+    sessions, so none is empty)."""
+    return np.array_split(np.arange(rows), sessions)
+
+
+def in_calls(share: np.ndarray) -> list[np.ndarray]:
+    """One session's share of the rows, cut into calls of at most ``CALL_ROWS`` rows."""
+    return [share[first : first + CALL_ROWS] for first in range(0, len(share), CALL_ROWS)]
+
+
+def run_in_calls(run, share: np.ndarray) -> np.ndarray:
+    """``run(rows)`` over a share's calls, one after another, its outputs joined along the first axis."""
+    parts = [run(rows) for rows in in_calls(share)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def run_split(sessions, x: np.ndarray, t: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-    """eps for all rows: contiguous, nearly equal shares of the rows, one per session, run at once."""
-    shares = np.array_split(np.arange(x.shape[0]), len(sessions))
+    """eps for all rows: a share of the rows per session, run at once, each share in calls of a few rows."""
     names = list(contract.OUTPUT_NAMES)
+
+    def eps(session, rows):
+        return session.run(names, contract.feeds(x[rows], t[rows], None if y is None else y[rows]))[0]
+
+    pool = _pool(len(sessions))
     futures = [
-        _pool(len(sessions)).submit(
-            session.run, names, contract.feeds(x[rows], t[rows], None if y is None else y[rows])
-        )
-        for session, rows in zip(sessions, shares, strict=True)
+        pool.submit(run_in_calls, lambda rows, session=session: eps(session, rows), share)
+        for session, share in zip(sessions, shares(x.shape[0], len(sessions)), strict=True)
     ]
-    return np.concatenate([future.result()[0] for future in futures])
+    return np.concatenate([future.result() for future in futures])
