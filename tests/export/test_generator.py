@@ -101,6 +101,16 @@ def test_defaults_are_what_ddpm_run_sample_uses_and_ddpm_run_samples_a_generator
     assert not (tmp_path / "other" / "samples.npz").exists()
 
 
+def graphs_of(graph) -> list:
+    """``graph`` and every graph its nodes hold (a Loop's body), depth first."""
+    found = [graph]
+    for node in graph.node:
+        for attribute in node.attribute:
+            for inner in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                found += graphs_of(inner)
+    return found
+
+
 def test_weights_are_stored_once_however_many_calls(tiny_onnx, tmp_path):
     import onnx
 
@@ -110,13 +120,53 @@ def test_weights_are_stored_once_however_many_calls(tiny_onnx, tmp_path):
     for steps in (2, 20):
         out = tmp_path / f"g{steps}.onnx"
         export_generator(tiny_onnx, out, GeneratorRequest(sampler="dpm-solver++", steps=steps))
-        graph = onnx.load(str(out)).graph
-        big = [t for t in graph.initializer if t.ByteSize() > 256]  # the sampler's constants are scalars
+        graphs = graphs_of(onnx.load(str(out)).graph)
+        # the sampler's constants are scalars
+        big = [t for graph in graphs for t in graph.initializer if t.ByteSize() > 256]
         assert sum(t.ByteSize() for t in big) <= weights and len(big) == len(
             [t for t in model.graph.initializer if t.ByteSize() > 256]
         )
-        sizes[steps] = len(graph.node)
+        sizes[steps] = sum(len(graph.node) for graph in graphs)
     assert sizes[20] > 9 * sizes[2]  # one copy of the network's nodes per call
+
+
+def test_rows_run_in_chunks_of_a_loop_and_any_batch_size_draws_the_same_images(tiny_onnx, tmp_path):
+    """The graph is a Loop over CHUNK_ROWS-row chunks: a batch that is not a multiple of it (two full
+    chunks and a short one) draws what the rows draw one at a time, and no rows give empty outputs."""
+    import onnx
+
+    from ddpm_export.generator.row_chunks import CHUNK_ROWS
+
+    out = tmp_path / "generator.onnx"
+    export_generator(tiny_onnx, out, GeneratorRequest(sampler="dpm-solver++-sde", steps=3))
+    assert [node.op_type for node in onnx.load(str(out)).graph.node][-1] == "Loop"
+    generator = load_generator(out, "cpu", threads=1)
+    x_T, step_noise = noise_for(generator, 2 * CHUNK_ROWS + 3, seed=4)
+    together = generator.draw(x_T, step_noise)
+    alone = [generator.draw(x_T[i : i + 1], step_noise[:, i : i + 1].copy()) for i in range(len(x_T))]
+    assert together.shape == (len(x_T), 12, 12, 1) and np.array_equal(together, np.concatenate(alone))
+    images, x_0 = generator.session.run(None, generator.feeds(x_T[:0], step_noise[:, :0], None, None))
+    assert images.shape == (0, 12, 12, 1) and images.dtype == np.uint8 and x_0.shape == (0, 1, 12, 12)
+
+
+def test_a_weight_changed_inside_the_loop_is_caught_when_the_file_opens(capsys, tiny_onnx, tmp_path):
+    """The weights live in the Loop's body; the digest in the metadata covers them there too."""
+    import onnx
+    from onnx import numpy_helper
+
+    out = tmp_path / "generator.onnx"
+    export_generator(tiny_onnx, out, GeneratorRequest(sampler="ddim", steps=2))
+    body = graphs_of(onnx.load(str(out)).graph)[1]
+    initializer = max(body.initializer, key=lambda i: len(numpy_helper.to_array(i).ravel()))
+    data = bytearray(out.read_bytes())
+    at = data.find(initializer.raw_data)
+    assert at >= 0 and len(initializer.raw_data) > 16
+    data[at + len(initializer.raw_data) // 2] ^= 0x01  # one weight's low mantissa bit
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(bytes(data))
+    result = run_ddpm_run(capsys, "info", damaged)
+    assert result.code == 2 and "its weights do not match the digest in its metadata: damaged" in result.err
+    assert run_ddpm_run(capsys, "info", out).code == 0
 
 
 def optimized_op_types(path, out) -> list[str]:
@@ -127,7 +177,7 @@ def optimized_op_types(path, out) -> list[str]:
     options = ort.SessionOptions()
     options.optimized_model_filepath, options.log_severity_level = str(out), 3
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return [node.op_type for node in onnx.load(str(out)).graph.node]
+    return [node.op_type for graph in graphs_of(onnx.load(str(out)).graph) for node in graph.node]
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])

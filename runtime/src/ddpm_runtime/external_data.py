@@ -115,15 +115,28 @@ def external_data_locations(model_bytes: bytes) -> list[str]:
 
 def weights_sha256(model: bytes | memoryview) -> str:
     """sha256 over the serialized initializers of the model's main graph (GraphProto.initializer = 5,
-    .sparse_initializer = 15), in file order: what ``ddpm export-onnx`` writes into the metadata and
-    ``ddpm-run`` checks when it opens a file. Independent of the metadata, which lives outside the graph."""
+    .sparse_initializer = 15) and of the graphs its nodes hold (a generator's Loop body keeps the
+    weights), in file order: what ``ddpm export-onnx`` writes into the metadata and ``ddpm-run`` checks
+    when it opens a file. Independent of the metadata, which lives outside the graph."""
     import hashlib
 
     digest = hashlib.sha256()
+
+    def add_graph(graph: memoryview) -> None:
+        for field, payload in _fields(graph):
+            if payload is None:
+                continue
+            if field in (5, 15):
+                digest.update(b"%d:%d:" % (field, len(payload)))
+                digest.update(payload)
+            elif field == 1:  # a node: the graphs among its attributes
+                for number, attribute in _fields(payload):
+                    if number == 5 and attribute is not None:
+                        for kind, inner in _fields(attribute):
+                            if kind in (6, 11) and inner is not None:
+                                add_graph(inner)
+
     for number, graph in _fields(memoryview(model)):
         if number == 7 and graph is not None:
-            for field, tensor in _fields(graph):
-                if field in (5, 15) and tensor is not None:
-                    digest.update(b"%d:%d:" % (field, len(tensor)))
-                    digest.update(tensor)
+            add_graph(graph)
     return digest.hexdigest()

@@ -3,8 +3,9 @@
 The sampler is not rewritten for the graph: the runtime's own function runs once on ``GraphArray``
 stand-ins (graph_array.py) and every operation it performs becomes a node, with the schedule's
 coefficients computed in float64 by the same NumPy lines and stored as constants. Each model call
-adds a copy of the network's nodes (network.py). The sampler's state is float64 in the graph as in
-ddpm-run; the network sees float32 as it does there.
+adds a copy of the network's nodes (network.py); the whole graph then runs a few rows at a time as
+the body of a Loop (row_chunks.py). The sampler's state is float64 in the graph as in ddpm-run; the
+network sees float32 as it does there.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ddpm_runtime.schedule import NoiseSchedule
 from ..errors import ExportError
 from .graph_array import GraphArray, GraphBuilder
 from .network import NetworkCalls
+from .row_chunks import in_row_chunks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,16 +171,17 @@ def build_generator(path: str | os.PathLike, request: GeneratorRequest | None = 
     def value_info(spec: contract.TensorSpec):
         return helper.make_tensor_value_info(spec.name, onnx_types[spec.dtype], spec.shape(image, rng.draws))
 
-    initializers = network.initializers + builder.initializers
+    defaults = []  # optional inputs' values when left out
     if guidance is not None:
-        initializers.append(helper.make_tensor(contract.GUIDANCE_SCALE.name, TensorProto.FLOAT, [], [guidance]))
+        defaults.append(helper.make_tensor(contract.GUIDANCE_SCALE.name, TensorProto.FLOAT, [], [guidance]))
     graph = helper.make_graph(
         builder.nodes,
         "ddpm_generator",
         [value_info(spec) for spec in contract.generator_input_specs(metadata.conditional, rng.draws)],
         [value_info(spec) for spec in contract.GENERATOR_OUTPUTS],
-        initializer=initializers,
+        initializer=network.initializers + builder.initializers,
     )
+    graph = in_row_chunks(graph, defaults)
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid(o.domain, o.version) for o in proto.opset_import],

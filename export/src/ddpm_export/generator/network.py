@@ -1,10 +1,11 @@
 """The network inside a generator: one copy of the eps-model's nodes per model call, all reading one set
 of weights.
 
-Unrolled copies, not a ``Loop``: ONNX Runtime optimises and plans every copy like the plain model
-(fusions, memory reuse), the sampler's per-step coefficients stay constants, and the weights are
-stored once, so the file grows only by the copies' node lists (docs/model-format.md, "Generator
-files", gives the sizes). Tensor names are shortened so those lists stay small.
+Unrolled copies, not a ``Loop`` over the calls: ONNX Runtime optimises and plans every copy like the
+plain model (fusions, memory reuse), the sampler's per-step coefficients stay constants, and the
+weights are stored once, so the file grows only by the copies' node lists (docs/model-format.md,
+"Generator files", gives the sizes). Tensor names are shortened so those lists stay small. (The one
+``Loop`` in a generator runs all the calls over a few rows at a time: row_chunks.py.)
 """
 
 from __future__ import annotations
