@@ -16,7 +16,8 @@ alpha_t = alpha_bar_t / alpha_bar_prev, exactly as the NumPy sampler does).
 
 With ``--generator``: ddpm-run's NumPy sampler against a generator file (``ddpm export-generator``, the
 same sampler inside the graph) on the same model, batch 8 and 64: the generator in one session with a
-thread per core, and split over single-threaded sessions as ``ddpm-run sample generator.onnx`` runs it.
+thread per core, and split over single-threaded sessions as ``ddpm-run sample generator.onnx`` runs it;
+and ddpm-run itself in one session (``--threads``), as a caller who ports the sampler would run it.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def random_checkpoint(folder: Path, preset_name: str) -> Path:
     return path
 
 
-def generator_loops(tmp: Path, now, cores: int, args, ddpm_run) -> dict:
-    """ddpm-run's NumPy sampler and the generator of the same model and sampler, at batch 8 and 64."""
+def generator_loops(tmp: Path, now, one_session_model, cores: int, args, ddpm_run) -> dict:
+    """ddpm-run's NumPy sampler and the generator of the same model and sampler, at batch 8 and 64; the
+    sampler also on the model file in one session (``--threads``), the way a caller with one session runs it."""
     from ddpm_export.generator import GeneratorRequest, export_generator
     from ddpm_runtime.generator_model import load_generator
     from ddpm_runtime.samplers import get_sampler
@@ -94,6 +96,7 @@ def generator_loops(tmp: Path, now, cores: int, args, ddpm_run) -> dict:
     for batch in (8, 64):
         sessions = len(now.row_sessions) or 1
         loops[f"ddpm-run sample (NumPy {name}), batch {batch}, rows over {sessions} session(s)"] = ddpm_run(now, batch)
+        loops[f"ddpm-run sample --threads {cores}: one session, batch {batch}"] = ddpm_run(one_session_model, batch)
         loops[f"generator, one session ({cores} threads), batch {batch}"] = draw(one_session, batch)
         loops[f"generator, rows over {len(split.row_sessions) or 1} 1-thread session(s), batch {batch}"] = draw(
             split, batch
@@ -154,7 +157,7 @@ def main() -> None:
         b, before_b = args.batch_size, args.before_batch_size
         split = len(now.row_sessions) or 1
         if args.generator:
-            loops = generator_loops(tmp, now, cores, args, ddpm_run)
+            loops = generator_loops(tmp, now, one_session, cores, args, ddpm_run)
         else:
             loops = {
                 f"seed-style torch loop (nn.MultiheadAttention), batch {before_b}": torch_loop(seed_model, before_b),
